@@ -1,0 +1,1 @@
+"""callpulse HTTP API: REST, Server-Sent Events, /metrics and event ingest."""

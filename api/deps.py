@@ -1,0 +1,49 @@
+"""Request dependencies as ``Annotated`` aliases: services, the reader, and query parameters."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from api.services import Services
+from api.views import KpiReader
+from stream.kpi.timeutil import US_PER_S, TimestampError, parse_ts_us
+
+Window = Literal["5m", "15m", "30m", "1h", "today"]
+IntervalSize = Literal["15m", "30m"]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_reader(services: Annotated[Services, Depends(get_services)]) -> KpiReader:
+    return services.reader
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+ReaderDep = Annotated[KpiReader, Depends(get_reader)]
+
+WindowQuery = Annotated[Window, Query(description="Rolling window, or `today` (queue's zone)")]
+ThresholdQuery = Annotated[int | None, Query(
+    ge=0, le=3600, description="Service-level threshold in whole seconds (default: the queue's)")]
+AtQuery = Annotated[str | None, Query(
+    description="RFC 3339 time the window ends at (aligned down to the minute); default now",
+    examples=["2026-11-23T10:15:00Z"])]
+
+
+def time_param(name: str, value: str | None, default_us: int | None = None) -> int:
+    """An RFC 3339 query parameter as epoch µs; a clear 422 when it is not one."""
+    if value is None:
+        return default_us if default_us is not None else now_us()
+    try:
+        return parse_ts_us(value)
+    except TimestampError as exc:
+        raise HTTPException(422, f"query parameter '{name}': {exc}") from None
+
+
+def now_us() -> int:
+    return int(time.time() * US_PER_S)

@@ -1,0 +1,148 @@
+"""Background tasks that keep the API's view current: the changelog feed and consumer lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from api.readmodel import ReadModel
+from callpulse.kafka import client_kwargs
+from callpulse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ChangelogFeed:
+    """Replays the worker's state changelog (and the dead-letter topic) into the read model.
+
+    No consumer group: every replica reads everything from the beginning; the changelog is
+    compacted, so that is the current state, not the history.
+    """
+
+    def __init__(self, settings: Settings, model: ReadModel) -> None:
+        self.settings = settings
+        self.model = model
+        self.ready = asyncio.Event()
+        self.connected = False
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                self.connected = False
+                log.warning("read-model feed lost Kafka (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+
+    async def _consume(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **client_kwargs(self.settings), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", metadata_max_age_ms=2000,
+        )
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            consumer.subscribe([self.settings.state_changelog_topic, self.settings.dlq_topic])
+            self.connected = True
+            targets: dict[TopicPartition, int] | None = None
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for messages in batches.values():
+                    for message in messages:
+                        self._apply(message)
+                if not self.ready.is_set():
+                    targets = await self._catch_up_targets(consumer, targets)
+                    if targets is not None and await _caught_up(consumer, targets):
+                        self.ready.set()
+        finally:
+            self.connected = False
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    async def _catch_up_targets(
+        self, consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int] | None
+    ) -> dict[TopicPartition, int] | None:
+        """End offsets seen when the assignment first appears: what 'recovered' means."""
+        if targets is not None:
+            return targets
+        assignment = consumer.assignment()
+        if not assignment:
+            topics = await consumer.topics()
+            wanted = {self.settings.state_changelog_topic, self.settings.dlq_topic}
+            return {} if not (topics & wanted) else None
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(list(assignment))
+        return ends
+
+    def _apply(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        if message.topic == self.settings.dlq_topic:
+            self.model.count_invalid(_dlq_reason(message.value))
+            return
+        if message.key is None:
+            return
+        try:
+            record_key = orjson.loads(message.key)
+            value = None if message.value is None else orjson.loads(message.value)
+            self.model.apply(record_key, value)
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+            log.exception("skipping an unreadable state record at %s", message.offset)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
+    for tp, end in targets.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+def _dlq_reason(value: bytes | None) -> str:
+    try:
+        record: Any = orjson.loads(value or b"")
+        reason = record.get("reason")
+        return reason if isinstance(reason, str) else "unknown"
+    except (orjson.JSONDecodeError, AttributeError):
+        return "unknown"
+
+
+class LagMonitor:
+    """Consumer lag of the worker group per input partition, polled in the background."""
+
+    def __init__(self, settings: Settings, every_s: float = 5.0) -> None:
+        self.settings = settings
+        self.every_s = every_s
+        self.lag: dict[tuple[str, int], int] = {}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.lag = await self._measure()
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as exc:
+                log.debug("lag not measured: %s", exc)
+            await asyncio.sleep(self.every_s)
+
+    async def _measure(self) -> dict[tuple[str, int], int]:
+        topics = {self.settings.events_topic, self.settings.routed_topic}
+        admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
+        consumer = AIOKafkaConsumer(**client_kwargs(self.settings), group_id=None)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.settings.app_id)
+            partitions = [tp for tp in committed if tp.topic in topics]
+            ends = await consumer.end_offsets(partitions) if partitions else {}
+            return {(tp.topic, tp.partition): max(ends[tp] - committed[tp].offset, 0)
+                    for tp in partitions}
+        finally:
+            await consumer.stop()
+            await admin.close()

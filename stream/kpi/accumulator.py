@@ -1,0 +1,167 @@
+"""Counts and sums for one queue (or agent) over one bucket of event time.
+
+Everything here is additive, so ``merge`` of the buckets of a window equals one accumulator fed
+every event of that window: rolling windows, ``today``, intervals and whole-centre totals all come
+from the same small records. Ratios are derived when reading (``stream.kpi.formulas``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from stream.kpi import histogram
+from stream.kpi.histogram import Histogram
+
+
+@dataclass(slots=True)
+class WaitStats:
+    """Waits of one outcome (answered or abandoned): count, sum, max and histogram."""
+
+    count: int = 0
+    sum_s: float = 0.0
+    max_s: float | None = None
+    hist: Histogram = field(default_factory=dict)
+
+    def add(self, wait_s: float) -> None:
+        self.count += 1
+        self.sum_s += wait_s
+        if self.max_s is None or wait_s > self.max_s:
+            self.max_s = wait_s
+        histogram.add_wait(self.hist, wait_s)
+
+    def merge(self, other: WaitStats) -> None:
+        self.count += other.count
+        self.sum_s += other.sum_s
+        if other.max_s is not None and (self.max_s is None or other.max_s > self.max_s):
+            self.max_s = other.max_s
+        histogram.merge_into(self.hist, other.hist)
+
+    def at_most(self, threshold_s: int) -> int:
+        return histogram.count_at_most(self.hist, threshold_s)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.count,
+            "sum": self.sum_s,
+            "max": self.max_s,
+            "hist": histogram.to_json(self.hist),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WaitStats:
+        return cls(data["n"], data["sum"], data["max"], histogram.from_json(data["hist"]))
+
+
+_COUNTERS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "transferred",
+    "ended",
+    "wrapups",
+    "csat_responses",
+    "csat_satisfied",
+    "nps_responses",
+    "nps_promoters",
+    "nps_detractors",
+    "ces_responses",
+    "resolutions",
+    "first_contact_resolutions",
+)
+_SUMS = ("talk_s_sum", "hold_s_sum", "acw_s_sum", "ces_score_sum")
+
+
+@dataclass(slots=True)
+class KpiAccumulator:
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    exited: int = 0
+    transferred: int = 0
+    answered_waits: WaitStats = field(default_factory=WaitStats)
+    abandoned_waits: WaitStats = field(default_factory=WaitStats)
+    ended: int = 0
+    talk_s_sum: float = 0.0
+    hold_s_sum: float = 0.0
+    wrapups: int = 0
+    acw_s_sum: float = 0.0
+    csat_responses: int = 0
+    csat_satisfied: int = 0
+    nps_responses: int = 0
+    nps_promoters: int = 0
+    nps_detractors: int = 0
+    ces_responses: int = 0
+    ces_score_sum: float = 0.0
+    resolutions: int = 0
+    first_contact_resolutions: int = 0
+
+    def add_ended(self, talk_s: float, hold_s: float) -> None:
+        self.ended += 1
+        self.talk_s_sum += talk_s
+        self.hold_s_sum += hold_s
+
+    def add_wrapup(self, acw_s: float) -> None:
+        self.wrapups += 1
+        self.acw_s_sum += acw_s
+
+    def add_abandoned_wait(self, wait_s: float, short_abandon_s: float) -> None:
+        self.abandoned_waits.add(wait_s)
+        if wait_s < short_abandon_s:
+            self.short_abandoned += 1
+
+    def add_survey(self, survey: str, score: float, scale_max: float | None) -> None:
+        if survey == "csat":
+            self.csat_responses += 1
+            if score >= (scale_max if scale_max is not None else 5) - 1:
+                self.csat_satisfied += 1
+        elif survey == "nps":
+            self.nps_responses += 1
+            if score >= 9:
+                self.nps_promoters += 1
+            elif score <= 6:
+                self.nps_detractors += 1
+        elif survey == "ces":
+            self.ces_responses += 1
+            self.ces_score_sum += score
+
+    def add_resolution(self, *, resolved: bool, first_contact: bool | None) -> None:
+        self.resolutions += 1
+        if resolved and first_contact is not False:
+            self.first_contact_resolutions += 1
+
+    def merge(self, other: KpiAccumulator) -> None:
+        for name in _COUNTERS + _SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.answered_waits.merge(other.answered_waits)
+        self.abandoned_waits.merge(other.abandoned_waits)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS + _SUMS}
+        data["answered_waits"] = self.answered_waits.to_json()
+        data["abandoned_waits"] = self.abandoned_waits.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KpiAccumulator:
+        acc = cls(**{name: data.get(name, 0) for name in _COUNTERS + _SUMS})
+        acc.answered_waits = WaitStats.from_json(data["answered_waits"])
+        acc.abandoned_waits = WaitStats.from_json(data["abandoned_waits"])
+        return acc
+
+
+def merged(accumulators: Any) -> KpiAccumulator:
+    """One accumulator holding the sum of ``accumulators`` (an iterable)."""
+    total = KpiAccumulator()
+    for acc in accumulators:
+        total.merge(acc)
+    return total
+
+
+assert {f.name for f in fields(KpiAccumulator)} == set(_COUNTERS + _SUMS) | {
+    "answered_waits",
+    "abandoned_waits",
+}, "every field must merge and serialise"

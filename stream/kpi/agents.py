@@ -1,0 +1,70 @@
+"""Agent states over time: the state of every agent at any moment of the retention.
+
+An agent's record keeps its recent state changes in time order, so "agents available at the end
+of this window" is exact for past windows too, and late or reordered ``agent.state`` events
+simply take their place in the history.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+AGENT_STATES = ("logged_out", "available", "on_call", "acw", "paused")
+
+AgentRecord = dict[str, Any]
+# One change: [ts_us, event_id, state, queues]; sorted by (ts_us, event_id).
+Transition = list[Any]
+
+
+def new_agent_record(agent_id: str) -> AgentRecord:
+    return {"agent_id": agent_id, "changes": []}
+
+
+def apply_agent_event(record: AgentRecord, event: dict[str, Any]) -> bool:
+    """Insert the change in time order; False when this event_id is already there."""
+    change: Transition = [
+        event["ts_us"],
+        event["event_id"],
+        event["state"],
+        list(event.get("queues") or []),
+    ]
+    changes: list[Transition] = record["changes"]
+    index = bisect.bisect_left(changes, change[:2], key=lambda c: c[:2])
+    if index < len(changes) and changes[index][:2] == change[:2]:
+        return False
+    changes.insert(index, change)
+    return True
+
+
+def state_at(record: AgentRecord, at_us: int) -> tuple[str, list[str]] | None:
+    """State and queues from the latest change strictly before ``at_us``."""
+    changes: list[Transition] = record["changes"]
+    index = bisect.bisect_left(changes, at_us, key=lambda c: c[0])
+    if index == 0:
+        return None
+    _, _, state, queues = changes[index - 1]
+    return state, queues
+
+
+def prune_changes(record: AgentRecord, horizon_us: int) -> None:
+    """Drop changes older than the horizon, keeping the one in force at the horizon."""
+    changes: list[Transition] = record["changes"]
+    index = bisect.bisect_left(changes, horizon_us, key=lambda c: c[0])
+    if index > 1:
+        del changes[: index - 1]
+
+
+def count_states(records: Iterable[AgentRecord], at_us: int, queue: str | None) -> dict[str, int]:
+    """Agents per state at ``at_us`` for one queue (None: every agent), plus ``logged_in``."""
+    counts = dict.fromkeys(AGENT_STATES, 0)
+    for record in records:
+        current = state_at(record, at_us)
+        if current is None:
+            continue
+        state, queues = current
+        if queue is None or queue in queues:
+            counts[state] = counts.get(state, 0) + 1
+    counts["logged_in"] = sum(n for state, n in counts.items() if state != "logged_out")
+    return counts

@@ -1,0 +1,286 @@
+"""Candidate events to validated events, against the JSON Schemas in ``schemas/events``.
+
+One fastjsonschema validator per event type is compiled at construction and picked by the
+candidate's ``type``: the per-type schema already holds the common fields, so each field is
+checked once. An accepted event is a shallow copy of its input plus ``ts_us``; anything else is
+a ``Rejection`` with one of ``REASONS``. ``validate`` never raises, whatever it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+from fastjsonschema import JsonSchemaValueException
+
+from stream.decode import INVALID_JSON, NOT_AN_OBJECT, Rejection, json_type_name
+from stream.kpi.timeutil import US_PER_S, TimestampError, parse_ts_us
+
+Event = dict[str, Any]
+
+UNKNOWN_TYPE = "unknown_type"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+INVALID_VALUE = "invalid_value"
+INVALID_TIMESTAMP = "invalid_timestamp"
+TOO_OLD = "too_old"
+TOO_FAR_IN_FUTURE = "too_far_in_future"
+REASONS = frozenset(
+    {
+        INVALID_JSON,
+        NOT_AN_OBJECT,
+        UNKNOWN_TYPE,
+        MISSING_FIELD,
+        WRONG_TYPE,
+        INVALID_VALUE,
+        INVALID_TIMESTAMP,
+        TOO_OLD,
+        TOO_FAR_IN_FUTURE,
+    }
+)
+
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "events"
+SCHEMA_SUFFIX = ".schema.json"
+COMMON_SCHEMA = f"common{SCHEMA_SUFFIX}"
+SCHEMA_BASE_URI = "https://callpulse.dev/schemas/events/"
+MAX_NESTING = 64
+
+_Check = Callable[[object], object]
+_ARTICLES = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
+
+
+class EventValidator:
+    """Validates candidate events; ``now_us`` is passed in so the bounds are testable."""
+
+    def __init__(
+        self,
+        schemas_dir: Path | None = None,
+        *,
+        max_past_s: float = 8 * 86400,
+        max_future_s: float = 3600,
+    ) -> None:
+        directory = schemas_dir or DEFAULT_SCHEMAS_DIR
+        schemas = load_event_schemas(directory)
+        if not schemas:
+            raise ValueError(f"no event schemas (*{SCHEMA_SUFFIX}) in {directory}")
+        handlers = {"https": _local_ref_handler(directory)}
+        self._rules: dict[str, tuple[_Check, tuple[str, ...]]] = {
+            event_type: (
+                fastjsonschema.compile(
+                    schema, handlers=handlers, use_default=False, use_formats=False
+                ),
+                _number_fields(schema),
+            )
+            for event_type, schema in schemas.items()
+        }
+        self._max_past_s = max_past_s
+        self._max_future_s = max_future_s
+        self._max_past_us = round(max_past_s * US_PER_S)
+        self._max_future_us = round(max_future_s * US_PER_S)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._rules)
+
+    def validate(self, candidate: object, *, now_us: int) -> Event | Rejection:
+        if not isinstance(candidate, dict):
+            detail = f"event is a JSON {json_type_name(candidate)}: expected an object"
+            return Rejection(NOT_AN_OBJECT, detail, event=candidate)
+        event_type = candidate.get("type")
+        if not isinstance(event_type, str) or (rules := self._rules.get(event_type)) is None:
+            return _type_rejection(candidate)
+        check, number_fields = rules
+        try:
+            check(candidate)
+        except JsonSchemaValueException as exc:
+            return schema_rejection(event_type, exc, candidate)
+        problem = _non_finite_field(candidate, number_fields) or _too_deep_field(candidate)
+        if problem:
+            return Rejection(INVALID_VALUE, f"{event_type}: {problem}", event=candidate)
+        return self._timed_event(event_type, candidate, now_us)
+
+    def _timed_event(self, event_type: str, candidate: Event, now_us: int) -> Event | Rejection:
+        try:
+            ts_us = parse_ts_us(candidate["ts"])
+        except TimestampError as exc:
+            return Rejection(INVALID_TIMESTAMP, f"{event_type}: {exc}", event=candidate)
+        except (ValueError, OverflowError):
+            detail = f"{event_type}: field 'ts' {_show(candidate['ts'])} is out of range"
+            return Rejection(INVALID_TIMESTAMP, detail, event=candidate)
+        if ts_us < now_us - self._max_past_us:
+            detail = f"{event_type}: ts is more than {self._max_past_s:g} s before now"
+            return Rejection(TOO_OLD, detail, event=candidate)
+        if ts_us > now_us + self._max_future_us:
+            detail = f"{event_type}: ts is more than {self._max_future_s:g} s after now"
+            return Rejection(TOO_FAR_IN_FUTURE, detail, event=candidate)
+        event = dict(candidate)
+        event["ts_us"] = ts_us
+        return event
+
+
+def _non_finite_field(candidate: dict[Any, Any], number_fields: tuple[str, ...]) -> str:
+    # JSON cannot carry NaN or infinity, but Python callers can, and a NaN passes every range
+    # check a schema can express.
+    for name in number_fields:
+        value = candidate.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"field '{name}' must be a finite number, got {value!r}"
+    return ""
+
+
+def _too_deep_field(candidate: dict[Any, Any]) -> str:
+    # orjson reads 1024 levels but writes only 254: an accepted event must survive being
+    # forwarded (inside a batch) and dead-lettered (inside a record), so extras stay shallow.
+    for name, value in candidate.items():
+        if isinstance(value, dict | list) and _depth_exceeds(value, MAX_NESTING):
+            return f"field '{_show_key(name)}' nests deeper than {MAX_NESTING} levels"
+    return ""
+
+
+def _depth_exceeds(root: dict[Any, Any] | list[Any], limit: int) -> bool:
+    """Whether ``root`` nests more than ``limit`` containers deep; iterative, so never recurses."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def load_event_schemas(directory: Path) -> dict[str, dict[str, Any]]:
+    """Every per-type schema in ``directory``, by event type (the file name before the suffix)."""
+    return {
+        path.name.removesuffix(SCHEMA_SUFFIX): _read_json(path)
+        for path in sorted(directory.glob(f"*{SCHEMA_SUFFIX}"))
+        if path.name != COMMON_SCHEMA
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _local_ref_handler(directory: Path) -> Callable[[str], dict[str, Any]]:
+    # fastjsonschema fetches an unknown $ref URI over the network; ours name files next door.
+    def load(uri: str) -> dict[str, Any]:
+        if not uri.startswith(SCHEMA_BASE_URI):
+            raise ValueError(f"$ref {uri} is outside {SCHEMA_BASE_URI}: refusing to fetch it")
+        # Only the file name counts: a ref cannot climb out of the schemas directory.
+        return _read_json(directory / Path(uri.split("#")[0]).name)
+
+    return load
+
+
+def _number_fields(schema: dict[str, Any]) -> tuple[str, ...]:
+    # ts is left out: parse_ts_us rejects a non-finite ts with its own reason.
+    properties: dict[str, Any] = schema.get("properties", {})
+    return tuple(
+        name
+        for name, prop in properties.items()
+        if name != "ts"
+        and "number" in _as_list(prop.get("type") if isinstance(prop, dict) else None)
+    )
+
+
+def _as_list(value: object) -> list[object]:
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def _type_rejection(candidate: dict[Any, Any]) -> Rejection:
+    if "type" not in candidate:
+        return Rejection(MISSING_FIELD, "event: field 'type' is required", event=candidate)
+    value = candidate["type"]
+    if not isinstance(value, str):
+        detail = f"event: field 'type' must be a string, got {json_type_name(value)}"
+        return Rejection(WRONG_TYPE, detail, event=candidate)
+    detail = f"event: type {_show(value)} is not a known event type"
+    return Rejection(UNKNOWN_TYPE, detail, event=candidate)
+
+
+def schema_rejection(
+    event_type: str, exc: JsonSchemaValueException, candidate: object
+) -> Rejection:
+    """Map fastjsonschema's first failure to a reason label and a sentence naming the field."""
+    path = _path(exc.name)
+    if exc.rule == "required":
+        detail = f"{event_type}: field '{_missing_field(exc, path)}' is required"
+        return Rejection(MISSING_FIELD, detail, event=candidate)
+    alternatives = _required_alternatives(exc)
+    if alternatives:
+        detail = f"{event_type}: one of fields {alternatives} is required"
+        return Rejection(MISSING_FIELD, detail, event=candidate)
+    label = path or "event"
+    if exc.rule == "type":
+        expected = " or ".join(_ARTICLES.get(str(t), str(t)) for t in _as_list(exc.rule_definition))
+        got = json_type_name(exc.value)
+        detail = f"{event_type}: field '{label}' must be {expected}, got {got}"
+        return Rejection(WRONG_TYPE, detail, event=candidate)
+    # The schema only bounds a ts string's length; a ts that fails is a timestamp problem.
+    reason = INVALID_TIMESTAMP if path == "ts" else INVALID_VALUE
+    detail = f"{event_type}: field '{label}' {_rule_text(exc)}, got {_show(exc.value)}"
+    return Rejection(reason, detail, event=candidate)
+
+
+def _path(name: str | None) -> str:
+    """fastjsonschema's ``data.queues[2]`` as ``queues[2]``; the root is ``""``."""
+    text = name or "data"
+    return text.removeprefix("data").removeprefix(".")
+
+
+def _missing_field(exc: JsonSchemaValueException, path: str) -> str:
+    required = _as_list(exc.rule_definition)
+    present = exc.value if isinstance(exc.value, dict) else {}
+    missing = next((str(name) for name in required if name not in present), "?")
+    return f"{path}.{missing}" if path else missing
+
+
+def _required_alternatives(exc: JsonSchemaValueException) -> str:
+    """``'to_queue', 'to_agent'`` when the failed rule is an anyOf of bare requirements."""
+    if exc.rule != "anyOf":
+        return ""
+    names: list[str] = []
+    for branch in _as_list(exc.rule_definition):
+        if not isinstance(branch, dict) or set(branch) != {"required"}:
+            return ""
+        names.extend(f"'{name}'" for name in branch["required"])
+    return ", ".join(names)
+
+
+def _rule_text(exc: JsonSchemaValueException) -> str:
+    message = str(exc.message)
+    prefix = f"{exc.name} "
+    return message.removeprefix(prefix) if message.startswith(prefix) else message
+
+
+def _show_key(key: object) -> str:
+    return key[:60] if isinstance(key, str) else _show(key)
+
+
+def _show(value: object) -> str:
+    """A short, safe rendering of a bad value: no repr of huge strings, ints or containers."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:60] + "...")
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) or (isinstance(value, int) and abs(value) < 10**18):
+        return repr(value)
+    return f"a JSON {json_type_name(value)}"
