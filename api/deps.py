@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from api.services import Services
 from api.views import KpiReader
 from stream.kpi.timeutil import US_PER_S, TimestampError, parse_ts_us
+from stream.kpi.windows import live_end_us
 
 Window = Literal["5m", "15m", "30m", "1h", "today"]
 IntervalSize = Literal["15m", "30m"]
@@ -28,17 +29,26 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 ReaderDep = Annotated[KpiReader, Depends(get_reader)]
 
 WindowQuery = Annotated[Window, Query(description="Rolling window, or `today` (queue's zone)")]
-ThresholdQuery = Annotated[int | None, Query(
-    ge=0, le=3600, description="Service-level threshold in whole seconds (default: the queue's)")]
-AtQuery = Annotated[str | None, Query(
-    description="RFC 3339 time the window ends at (aligned down to the minute); default now",
-    examples=["2026-11-23T10:15:00Z"])]
+ThresholdQuery = Annotated[
+    int | None,
+    Query(
+        ge=0, le=3600, description="Service-level threshold in whole seconds (default: the queue's)"
+    ),
+]
+AtQuery = Annotated[
+    str | None,
+    Query(
+        description="RFC 3339 time the window ends at, aligned down to the minute. Default: live, "
+        "the window ends at the end of the current minute and holds every event so far",
+        examples=["2026-11-23T10:15:00Z"],
+    ),
+]
 
 
 def time_param(name: str, value: str | None, default_us: int | None = None) -> int:
     """An RFC 3339 query parameter as epoch µs; a clear 422 when it is not one."""
     if value is None:
-        return default_us if default_us is not None else now_us()
+        return default_us if default_us is not None else live_end_us(now_us())
     try:
         return parse_ts_us(value)
     except TimestampError as exc:

@@ -46,8 +46,11 @@ class ChangelogFeed:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            **client_kwargs(self.settings), group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", metadata_max_age_ms=2000,
+            **client_kwargs(self.settings),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=2000,
         )
         self._consumer = consumer
         await consumer.start()
@@ -132,17 +135,30 @@ class LagMonitor:
             await asyncio.sleep(self.every_s)
 
     async def _measure(self) -> dict[tuple[str, int], int]:
-        topics = {self.settings.events_topic, self.settings.routed_topic}
+        topics = (self.settings.events_topic, self.settings.routed_topic)
         admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
         consumer = AIOKafkaConsumer(**client_kwargs(self.settings), group_id=None)
         await admin.start()
         await consumer.start()
         try:
-            committed = await admin.list_consumer_group_offsets(self.settings.app_id)
-            partitions = [tp for tp in committed if tp.topic in topics]
-            ends = await consumer.end_offsets(partitions) if partitions else {}
-            return {(tp.topic, tp.partition): max(ends[tp] - committed[tp].offset, 0)
-                    for tp in partitions}
+            await consumer.topics()  # refresh metadata so partitions_for_topic knows them
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                return {}
+            # Naming the partitions: some brokers (the embedded one) answer only that form.
+            committed = await admin.list_consumer_group_offsets(
+                self.settings.app_id, partitions=partitions
+            )
+            ends = await consumer.end_offsets(partitions)
+            return {
+                (tp.topic, tp.partition): max(ends[tp] - max(committed[tp].offset, 0), 0)
+                for tp in partitions
+                if tp in committed
+            }
         finally:
             await consumer.stop()
             await admin.close()

@@ -25,7 +25,9 @@ class EventPublisher:
     async def start(self) -> None:
         # aiokafka clients bind to the running loop: create them inside it.
         self._producer = AIOKafkaProducer(
-            **client_kwargs(self.settings), acks=producer_acks(self.settings), linger_ms=2,
+            **client_kwargs(self.settings),
+            acks=producer_acks(self.settings),
+            linger_ms=2,
             max_request_size=16 * 1024 * 1024,
         )
         await self._producer.start()
@@ -40,15 +42,17 @@ class EventPublisher:
             raise RuntimeError("publisher not started")
         return self._producer
 
-    async def publish(self, events: Sequence[dict[str, Any]], rejections: Sequence[Rejection],
-                      *, now_s: float) -> None:
+    async def publish(
+        self, events: Sequence[dict[str, Any]], rejections: Sequence[Rejection], *, now_s: float
+    ) -> None:
         """Send and wait for the broker's ack: 202 means the events are in Kafka."""
         pending = []
         for queue_key, group in _by_queue(events).items():
             for start in range(0, len(group), MESSAGE_EVENTS_MAX):
                 value = orjson.dumps(group[start : start + MESSAGE_EVENTS_MAX])
-                pending.append(await self.producer.send(
-                    self.settings.events_topic, value=value, key=queue_key))
+                pending.append(
+                    await self.producer.send(self.settings.events_topic, value=value, key=queue_key)
+                )
         received_at = us_to_rfc3339(int(now_s * US_PER_S))
         for rejection in rejections:
             value = orjson.dumps(rejection.to_dlq(source="api", received_at=received_at))

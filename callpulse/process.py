@@ -21,13 +21,19 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-          log_path: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, log_path: Path | None = None
+) -> subprocess.Popen[bytes]:
     output = log_path.open("ab") if log_path is not None else subprocess.DEVNULL
     try:
         return subprocess.Popen(  # noqa: S603 - argv is built by callpulse, never from input
-            list(argv), env=dict(env) if env is not None else None, stdout=output,
-            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True)
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+        )
     finally:
         if log_path is not None and not isinstance(output, int):
             output.close()

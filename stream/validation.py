@@ -50,6 +50,8 @@ SCHEMA_BASE_URI = "https://callpulse.dev/schemas/events/"
 MAX_NESTING = 64
 
 _Check = Callable[[object], object]
+# A tuple, not ``dict | list``: building the union per call costs more than the check.
+_CONTAINERS = (dict, list)
 _ARTICLES = {
     "string": "a string",
     "number": "a number",
@@ -143,8 +145,9 @@ def _non_finite_field(candidate: dict[Any, Any], number_fields: tuple[str, ...])
 def _too_deep_field(candidate: dict[Any, Any]) -> str:
     # orjson reads 1024 levels but writes only 254: an accepted event must survive being
     # forwarded (inside a batch) and dead-lettered (inside a record), so extras stay shallow.
-    for name, value in candidate.items():
-        if isinstance(value, dict | list) and _depth_exceeds(value, MAX_NESTING):
+    for value in candidate.values():
+        if isinstance(value, _CONTAINERS) and _depth_exceeds(value, MAX_NESTING):
+            name = next(key for key, item in candidate.items() if item is value)
             return f"field '{_show_key(name)}' nests deeper than {MAX_NESTING} levels"
     return ""
 
@@ -157,7 +160,7 @@ def _depth_exceeds(root: dict[Any, Any] | list[Any], limit: int) -> bool:
         if depth > limit:
             return True
         children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        stack.extend((child, depth + 1) for child in children if isinstance(child, _CONTAINERS))
     return False
 
 

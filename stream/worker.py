@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -52,36 +52,55 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         web_enabled=False,
     )
     source = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
-    routed = app.topic(settings.routed_topic, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.partitions, internal=True)
+    routed = app.topic(
+        settings.routed_topic,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        internal=True,
+    )
     dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
     state = app.Table(settings.state_table, default=None, partitions=settings.partitions)
     validator = EventValidator(max_past_s=settings.retention_s, max_future_s=settings.max_future_s)
-    processor = MessageProcessor(centre, Retention(
-        buckets_s=settings.retention_s, call_state_s=settings.call_state_ttl_s,
-        max_call_wait_s=settings.max_call_wait_s))
+    processor = MessageProcessor(
+        centre,
+        Retention(
+            buckets_s=settings.retention_s,
+            call_state_s=settings.call_state_ttl_s,
+            max_call_wait_s=settings.max_call_wait_s,
+        ),
+    )
 
     @app.agent(source, name="validate")
-    async def validate(stream: faust.Stream[bytes]) -> None:
-        async for batch in stream.take_events(settings.ingest_batch_max,
-                                              within=settings.ingest_batch_within_s):
+    async def validate(stream: faust.StreamT[bytes]) -> None:
+        # take_events lives on the concrete Stream; StreamT (what agents get) omits it.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.ingest_batch_max, within=settings.ingest_batch_within_s
+        )
+        async for batch in batches:
             routed_events, rejections = _validate_batch(validator, [e.value for e in batch])
             for key, events in routed_events.items():
                 for start in range(0, len(events), FORWARD_CHUNK):
-                    await routed.send(key=key.encode(), force=True,
-                                      value=orjson.dumps(events[start : start + FORWARD_CHUNK]))
+                    await routed.send(
+                        key=key.encode(),
+                        force=True,
+                        value=orjson.dumps(events[start : start + FORWARD_CHUNK]),
+                    )
             received_at = us_to_rfc3339(now_us())
             for rejection in rejections:
-                await dlq.send(value=orjson.dumps(
-                    rejection.to_dlq(source="worker", received_at=received_at)), force=True)
+                await dlq.send(
+                    value=orjson.dumps(rejection.to_dlq(source="worker", received_at=received_at)),
+                    force=True,
+                )
 
     @app.agent(routed, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             events = orjson.loads(event.value)
             message = event.message
-            processor.process(state, events, offset=message.offset,
-                              partition=message.partition, now_us=now_us())
+            processor.process(
+                state, events, offset=message.offset, partition=message.partition, now_us=now_us()
+            )
 
     return app
 

@@ -12,13 +12,14 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 @router.get("", summary="Every known agent's current state")
-def agents(reader: ReaderDep, at: AtQuery = None) -> dict[str, Any]:
+async def agents(reader: ReaderDep, at: AtQuery = None) -> dict[str, Any]:
     return {"agents": reader.agents(time_param("at", at))}
 
 
 @router.get("/{agent_id}/kpis", summary="One agent's figures over a window")
-def agent_kpis(agent_id: str, reader: ReaderDep, window: WindowQuery = "15m",
-               at: AtQuery = None) -> dict[str, Any]:
+async def agent_kpis(
+    agent_id: str, reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None
+) -> dict[str, Any]:
     figures = reader.agent_kpis(agent_id, window, time_param("at", at))
     if figures is None:
         raise HTTPException(404, f"agent {agent_id!r} has no events")

@@ -17,19 +17,31 @@ router = APIRouter(prefix="/v1", tags=["ingest"])
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Every event accepted: `{\"accepted\": n}`"},
+    202: {"description": 'Every event accepted: `{"accepted": n}`'},
     413: {"description": "Body larger than the configured limit"},
-    422: {"description": "Some events refused: each one's `index` and `reason`; "
-                         "the valid ones of the batch are still accepted"},
+    422: {
+        "description": "Some events refused: each one's `index` and `reason`; "
+        "the valid ones of the batch are still accepted"
+    },
     503: {"description": "Kafka unavailable: nothing was accepted"},
 }
 
 
-@router.post("/events", status_code=202, responses=INGEST_RESPONSES,
-             summary="Ingest call events (JSON array or NDJSON)",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-                 "application/x-ndjson": {"schema": {"type": "string"}}}}})
+@router.post(
+    "/events",
+    status_code=202,
+    responses=INGEST_RESPONSES,
+    summary="Ingest call events (JSON array or NDJSON)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse:
     body = await _bounded_body(request, services.settings.max_body_bytes)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -47,10 +59,13 @@ async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse
     await services.publisher.publish(accepted, rejections, now_s=now_s)
     if not rejections:
         return JSONResponse({"accepted": len(accepted)}, status_code=202)
-    errors = sorted(({"index": r.index, "reason": r.reason, "detail": r.detail}
-                     for r in rejections), key=lambda e: (e["index"] is None, e["index"] or 0))
-    return JSONResponse({"accepted": len(accepted), "rejected": len(rejections),
-                         "errors": errors}, status_code=422)
+    errors = sorted(
+        ({"index": r.index, "reason": r.reason, "detail": r.detail} for r in rejections),
+        key=lambda e: (e["index"] is None, e["index"] or 0),
+    )
+    return JSONResponse(
+        {"accepted": len(accepted), "rejected": len(rejections), "errors": errors}, status_code=422
+    )
 
 
 def _with_index(rejection: Rejection, index: int) -> Rejection:

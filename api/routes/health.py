@@ -17,17 +17,19 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: broker reachable and the view recovered")
-def readyz(services: ServicesDep) -> JSONResponse:
+async def readyz(services: ServicesDep) -> JSONResponse:
     feed = services.feed
     checks = {
         "broker": feed is None or feed.connected,
         "view_recovered": feed is None or feed.ready.is_set(),
     }
     ready = all(checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,22 +16,36 @@ MAX_INTERVAL_SPAN_S = 8 * 86400
 
 
 @router.get("/kpis", summary="Every queue's KPIs and the whole-centre total")
-def centre_kpis(reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None,
-                threshold_s: ThresholdQuery = None) -> dict[str, Any]:
+async def centre_kpis(
+    reader: ReaderDep,
+    window: WindowQuery = "15m",
+    at: AtQuery = None,
+    threshold_s: ThresholdQuery = None,
+) -> dict[str, Any]:
     return reader.centre_kpis(window, time_param("at", at), threshold_s)
 
 
 @router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window")
-def queue_kpis(queue: str, reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None,
-               threshold_s: ThresholdQuery = None) -> dict[str, Any]:
+async def queue_kpis(
+    queue: str,
+    reader: ReaderDep,
+    window: WindowQuery = "15m",
+    at: AtQuery = None,
+    threshold_s: ThresholdQuery = None,
+) -> dict[str, Any]:
     _known(reader, queue)
     return reader.queue_kpis(queue, window, time_param("at", at), threshold_s)
 
 
 @router.get("/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals")
-def queue_intervals(queue: str, reader: ReaderDep, size: IntervalSize = "15m",
-                    start: AtQuery = None, end: AtQuery = None,
-                    threshold_s: ThresholdQuery = None) -> list[dict[str, Any]]:
+async def queue_intervals(
+    queue: str,
+    reader: ReaderDep,
+    size: IntervalSize = "15m",
+    start: AtQuery = None,
+    end: AtQuery = None,
+    threshold_s: ThresholdQuery = None,
+) -> list[dict[str, Any]]:
     _known(reader, queue)
     end_us = time_param("end", end)
     today_us = local_midnight_us(end_us, reader.queue_zone(queue))

@@ -11,18 +11,27 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us
+from stream.kpi.windows import live_end_us
 
 router = APIRouter(prefix="/v1", tags=["stream"])
 
 KEEPALIVE_S = 15.0
 
 
-@router.get("/stream", summary="Server-Sent Events: `kpis` snapshots as figures change",
-            response_class=StreamingResponse)
-async def stream(request: Request, services: ServicesDep, window: WindowQuery = "15m",
-                 queues: Annotated[str | None, Query(
-                     description="Comma-separated queue names (default: all)")] = None,
-                 threshold_s: ThresholdQuery = None) -> StreamingResponse:
+@router.get(
+    "/stream",
+    summary="Server-Sent Events: `kpis` snapshots as figures change",
+    response_class=StreamingResponse,
+)
+async def stream(
+    request: Request,
+    services: ServicesDep,
+    window: WindowQuery = "15m",
+    queues: Annotated[
+        str | None, Query(description="Comma-separated queue names (default: all)")
+    ] = None,
+    threshold_s: ThresholdQuery = None,
+) -> StreamingResponse:
     wanted = {q for q in (queues or "").split(",") if q} or None
 
     async def events() -> AsyncIterator[bytes]:
@@ -41,13 +50,17 @@ async def stream(request: Request, services: ServicesDep, window: WindowQuery = 
             await asyncio.sleep(services.settings.sse_interval_s)
             idle_s += services.settings.sse_interval_s
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-def _snapshot(services: ServicesDep, window: str, wanted: set[str] | None,
-              threshold_s: int | None) -> dict[str, Any]:
-    snapshot = services.reader.centre_kpis(window, now_us(), threshold_s)
+def _snapshot(
+    services: ServicesDep, window: str, wanted: set[str] | None, threshold_s: int | None
+) -> dict[str, Any]:
+    snapshot = services.reader.centre_kpis(window, live_end_us(now_us()), threshold_s)
     if wanted is not None:
         snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
     return snapshot

@@ -22,7 +22,6 @@ from functools import partial
 
 from callpulse.simulator.profiles import (
     HOURS_PER_DAY,
-    SURVEYS,
     AgentProfile,
     CentreProfile,
     PauseReason,
@@ -161,7 +160,8 @@ class Simulation:
             self._emit(event_type, **fields)
 
     def _start(self) -> None:
-        self._schedule(self._start_us - self._now_us, self._announce_agents)
+        if self._now_us < self._start_us:
+            self._schedule(self._start_us - self._now_us, self._announce_agents)
         for agent in self._agents:
             self._start_agent(agent)
         for queue in self._centre.queues:
@@ -189,7 +189,7 @@ class Simulation:
     def _announce_agents(self) -> None:
         """Every agent's state at ``start_us``, since the warm-up's agent events went unreported."""
         for agent in self._agents:
-            self._set_state(agent, agent.state, agent.reason)
+            self._emit_state(agent)
 
     def _steady_off_shares(self) -> tuple[float, float]:
         """Long-run shares of time an agent spends logged out and paused (renewal cycles)."""
@@ -278,7 +278,8 @@ class Simulation:
         if is_final_leg:
             call.resolved = self._rng.random() < call.queue.resolve_probability
             if self._rng.random() < call.queue.survey_probability:
-                self._schedule(self._exp_us(120.0), partial(self._answer_survey, call, agent))
+                survey_us = self._exp_us(self._centre.mean_survey_delay_s)
+                self._schedule(survey_us, partial(self._answer_survey, call, agent))
         acw_us = self._exp_us(call.queue.mean_acw_s)
         self._schedule(acw_us, partial(self._wrap_up, call, agent, acw_us, is_final_leg))
         if to_queue is not None:
@@ -296,7 +297,7 @@ class Simulation:
     def _wrap_up(self, call: _Call, agent: _Agent, acw_us: int, is_final_leg: bool) -> None:
         agent_id = agent.profile.agent_id
         self._emit_call("call.wrapup_ended", call, agent_id=agent_id, acw_s=acw_us / US_PER_S)
-        if is_final_leg and self._rng.random() < 0.9:  # a few dispositions are never entered
+        if is_final_leg and self._rng.random() < self._centre.disposition_share:
             first_contact = call.resolved and not call.is_repeat and not call.transferred
             self._emit_call(
                 "call.resolved", call, resolved=call.resolved, first_contact=first_contact
@@ -304,8 +305,9 @@ class Simulation:
         self._become_free(agent)
 
     def _answer_survey(self, call: _Call, agent: _Agent) -> None:
+        # resolution drives satisfaction most; some resolved callers are unhappy all the same
         pleased = call.resolved and self._rng.random() < 0.85
-        for survey in SURVEYS:
+        for survey in self._centre.surveys:
             if self._rng.random() >= survey.asked_share:
                 continue
             weights = survey.pleased_weights if pleased else survey.displeased_weights
@@ -326,13 +328,16 @@ class Simulation:
         agent.state = state
         agent.reason = reason
         agent.state_since_us = self._now_us
-        extra = {} if reason is None else {"reason": reason}
+        self._emit_state(agent)
+
+    def _emit_state(self, agent: _Agent) -> None:
+        reason = {} if agent.reason is None else {"reason": agent.reason}
         self._emit(
             "agent.state",
             agent_id=agent.profile.agent_id,
-            state=state,
+            state=agent.state,
             queues=list(agent.profile.queues),
-            **extra,
+            **reason,
         )
 
     def _become_free(self, agent: _Agent) -> None:

@@ -40,8 +40,10 @@ async def run_simulator(
 ) -> int:
     """Produce simulated traffic into ``topic``; returns the number of events produced.
 
-    Simulated time starts at ``clock() - backfill_s``. ``duration_s`` counts wall seconds from
-    the call, backfill included. Stops when ``stop`` is set, at the deadline or on cancellation.
+    Simulated time starts at ``clock() - backfill_s``. After the backfill it moves at ``speed``
+    simulated seconds per wall second, capped at the wall clock (so a speed above 1 only makes up
+    a lag). ``duration_s`` counts wall seconds from the call, backfill included. Stops when
+    ``stop`` is set, at the deadline or on cancellation; the Kafka producer is always stopped.
     """
     if speed <= 0 or batch_max < 1:
         raise ValueError("speed must be positive and batch_max at least 1")

@@ -29,8 +29,9 @@ class QueueConfig:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold_s, bool) or not isinstance(self.threshold_s, int):
-            raise ConfigError("threshold_s must be a whole number of seconds")
+        _require_number("threshold_s", self.threshold_s, whole=True)
+        _require_number("target", self.target)
+        _require_number("short_abandon_s", self.short_abandon_s)
         if not 0 <= self.threshold_s <= 3600:
             raise ConfigError("threshold_s must be between 0 and 3600")
         if not 0.0 <= self.target <= 1.0:
@@ -39,6 +40,8 @@ class QueueConfig:
             raise ConfigError("short_abandon_s must be >= 0")
         if self.sl_formula not in SL_FORMULAS:
             raise ConfigError(f"sl_formula must be one of {', '.join(SL_FORMULAS)}")
+        if not isinstance(self.timezone, str):
+            raise ConfigError("timezone must be an IANA time zone name, e.g. Europe/Paris")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -71,6 +74,13 @@ class CentreConfig:
             for name, overrides in (data.get("queues") or {}).items()
         }
         return cls(defaults=defaults, queues=queues)
+
+
+def _require_number(name: str, value: object, *, whole: bool = False) -> None:
+    """YAML hands over whatever was written: a quoted "0.8" must not pass as a number."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigError(f"{name} must be a {'whole ' if whole else ''}number, not {value!r}")
 
 
 def _queue_config(base: QueueConfig, overrides: Mapping[str, Any], where: str) -> QueueConfig:

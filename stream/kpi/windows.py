@@ -1,7 +1,8 @@
 """Window bounds: rolling windows, the calendar day, and fixed intervals.
 
 Windows are half-open ``[start_us, end_us)`` and end on a one-minute bucket boundary, so every
-window is an exact union of buckets. A request at 10:07:42 answers for ``[.., 10:07:00)``.
+window is an exact union of buckets. A window ending at 10:07:42 answers for ``[.., 10:07:00)``;
+a live window (no ``at``) asked at 10:07:42 answers for ``[.., 10:08:00)``: everything so far.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from stream.kpi.timeutil import BUCKET_US, US_PER_S, bucket_start_us, datetime_t
 ROLLING_WINDOWS_S = {"5m": 300, "15m": 900, "30m": 1800, "1h": 3600}
 WINDOWS = (*ROLLING_WINDOWS_S, "today")
 INTERVAL_SIZES_S = {"15m": 900, "30m": 1800}
+
+
+def live_end_us(now_us: int) -> int:
+    """Where a live window (no ``at``) ends: the end of the current minute, so it holds every
+    event so far instead of lagging up to a minute behind. Nothing later than now exists yet."""
+    return bucket_start_us(now_us) + BUCKET_US
 
 
 def window_bounds(window: str, at_us: int, zone: ZoneInfo) -> tuple[int, int]:

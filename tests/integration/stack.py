@@ -67,8 +67,11 @@ class Stack:
     def wait_until(self, condition: Any, timeout_s: float = 60.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if condition():
-                return
+            try:
+                if condition():
+                    return
+            except httpx.HTTPStatusError:
+                pass  # e.g. 404 until the first event of a queue arrives
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise AssertionError(f"{name} died:\n{self.log(name)[-3000:]}")
@@ -77,33 +80,49 @@ class Stack:
 
     def wait_processed(self, count: int, timeout_s: float = 90.0) -> None:
         """Until the workers have processed ``count`` valid events (duplicates included)."""
-        self.wait_until(lambda: self.metric_sum("callpulse_events_processed_total") >= count,
-                        timeout_s, f"{count} events processed")
+        self.wait_until(
+            lambda: self.metric_sum("callpulse_events_processed_total") >= count,
+            timeout_s,
+            f"{count} events processed",
+        )
 
-    def produce(self, values: Sequence[bytes], keys: Sequence[bytes | None] | None = None,
-                topic: str | None = None) -> None:
+    def produce(
+        self,
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None] | None = None,
+        topic: str | None = None,
+    ) -> None:
         asyncio.run(_produce(self.bootstrap, topic or self.events_topic, values, keys))
 
     def consume(self, topic: str, expected: int, timeout_s: float = 30.0) -> list[Any]:
         return asyncio.run(_consume(self.bootstrap, topic, expected, timeout_s))
 
 
-def start_stack(bootstrap: str, tmp_path: Path, name: str, *, api: bool = True,
-                worker: bool = True, partitions: int = 4) -> Stack:
+def start_stack(
+    bootstrap: str,
+    tmp_path: Path,
+    name: str,
+    *,
+    api: bool = True,
+    worker: bool = True,
+    partitions: int = 4,
+) -> Stack:
     suffix = re.sub(r"[^a-zA-Z0-9]+", "-", name)[-40:].strip("-") + f"-{os.getpid()}"
     port = free_port()
     env = dict(os.environ)
-    env.update({
-        "CALLPULSE_KAFKA_BOOTSTRAP": bootstrap,
-        "CALLPULSE_KAFKA_ACKS": "1",
-        "CALLPULSE_KAFKA_SESSION_TIMEOUT_S": "4.0",
-        "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
-        "CALLPULSE_PARTITIONS": str(partitions),
-        "CALLPULSE_APP_ID": f"cp-{suffix}",
-        "CALLPULSE_EVENTS_TOPIC": f"events-{suffix}",
-        "CALLPULSE_DLQ_TOPIC": f"dlq-{suffix}",
-        "CALLPULSE_LOG_LEVEL": "info",
-    })
+    env.update(
+        {
+            "CALLPULSE_KAFKA_BOOTSTRAP": bootstrap,
+            "CALLPULSE_KAFKA_ACKS": "1",
+            "CALLPULSE_KAFKA_SESSION_TIMEOUT_S": "4.0",
+            "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
+            "CALLPULSE_PARTITIONS": str(partitions),
+            "CALLPULSE_APP_ID": f"cp-{suffix}",
+            "CALLPULSE_EVENTS_TOPIC": f"events-{suffix}",
+            "CALLPULSE_DLQ_TOPIC": f"dlq-{suffix}",
+            "CALLPULSE_LOG_LEVEL": "info",
+        }
+    )
     stack = Stack(bootstrap, env, port, tmp_path)
     if worker:
         stack.start_process("worker", "worker")
@@ -120,22 +139,30 @@ def _ready(url: str) -> bool:
         return False
 
 
-async def _produce(bootstrap: str, topic: str, values: Sequence[bytes],
-                   keys: Sequence[bytes | None] | None) -> None:
+async def _produce(
+    bootstrap: str, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None] | None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
     await producer.start()
     try:
-        pending = [await producer.send(topic, value, key=keys[i] if keys else None)
-                   for i, value in enumerate(values)]
+        pending = [
+            await producer.send(topic, value, key=keys[i] if keys else None)
+            for i, value in enumerate(values)
+        ]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
 
 
 async def _consume(bootstrap: str, topic: str, expected: int, timeout_s: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                metadata_max_age_ms=1000)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=1000,
+    )
     await consumer.start()
     found: list[Any] = []
     try:

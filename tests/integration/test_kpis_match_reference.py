@@ -24,16 +24,25 @@ pytestmark = pytest.mark.broker
 
 US = 1_000_000
 QUEUES = ("sales", "support")
-COUNT_FIELDS = ("offered", "answered", "abandoned", "short_abandoned", "exited",
-                "answered_in_threshold", "transferred", "calls_waiting")
+COUNT_FIELDS = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "exited",
+    "answered_in_threshold",
+    "transferred",
+    "calls_waiting",
+)
 
 
 @pytest.fixture(scope="module")
 def history() -> dict[str, Any]:
     now_us = int(time.time() * US)
     start_us = now_us - 50 * 60 * US
-    events = generate_history(7, start_us=start_us, duration_s=45 * 60, queues=QUEUES,
-                              calls=400, agents=10)
+    events = generate_history(
+        7, start_us=start_us, duration_s=45 * 60, queues=QUEUES, calls=400, agents=10
+    )
     delivered = duplicate_and_reorder(events, seed=11, duplicate_fraction=0.25)
     return {"events": events, "delivered": delivered, "now_us": now_us}
 
@@ -42,8 +51,7 @@ def _deliver(stack: Stack, delivered: list[dict[str, Any]]) -> None:
     half = len(delivered) // 2
     via_http, via_kafka = delivered[:half], delivered[half:]
     for start in range(0, len(via_http), 200):
-        reply = httpx.post(f"{stack.url}/v1/events", json=via_http[start : start + 200],
-                           timeout=30)
+        reply = httpx.post(f"{stack.url}/v1/events", json=via_http[start : start + 200], timeout=30)
         assert reply.status_code == 202, reply.text
     stack.produce([orjson.dumps(event) for event in via_kafka])
     stack.wait_processed(len(delivered))
@@ -58,7 +66,8 @@ def _assert_same(served: dict[str, Any], expected: dict[str, Any], where: str) -
             assert got is want, f"{where}: {name} served {got!r}, reference {want!r}"
         else:
             assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-6), (
-                f"{where}: {name} served {got!r}, reference {want!r}")
+                f"{where}: {name} served {got!r}, reference {want!r}"
+            )
 
 
 def test_every_field_every_window_equals_reference(stack: Stack, history: dict[str, Any]) -> None:
@@ -87,13 +96,18 @@ def test_every_field_every_window_equals_reference(stack: Stack, history: dict[s
 
 
 @pytest.mark.parametrize("threshold_s", [5, 20, 60])  # each a whole-second threshold
-def test_threshold_parameter_equals_reference(stack: Stack, history: dict[str, Any],
-                                              threshold_s: int) -> None:
+def test_threshold_parameter_equals_reference(
+    stack: Stack, history: dict[str, Any], threshold_s: int
+) -> None:
     _deliver(stack, history["delivered"])
     served = stack.get("/v1/queues/sales/kpis", window="1h", threshold_s=threshold_s)
-    expected = reference_kpis(history["events"], queue="sales",
-                              start_us=parse_ts_us(served["start"]),
-                              end_us=parse_ts_us(served["end"]), threshold_s=threshold_s)
+    expected = reference_kpis(
+        history["events"],
+        queue="sales",
+        start_us=parse_ts_us(served["start"]),
+        end_us=parse_ts_us(served["end"]),
+        threshold_s=threshold_s,
+    )
     _assert_same(served, expected, f"threshold {threshold_s}")
     assert served["service_level_threshold_s"] == threshold_s
 
@@ -107,18 +121,26 @@ def test_agents_and_intervals_equal_reference(stack: Stack, history: dict[str, A
     assert set(agent_ids) <= listing
     for agent_id in agent_ids:
         served = stack.get(f"/v1/agents/{agent_id}/kpis", window="1h")
-        expected = reference_agent_kpis(events, agent_id=agent_id,
-                                        start_us=parse_ts_us(served["start"]),
-                                        end_us=parse_ts_us(served["end"]))
+        expected = reference_agent_kpis(
+            events,
+            agent_id=agent_id,
+            start_us=parse_ts_us(served["start"]),
+            end_us=parse_ts_us(served["end"]),
+        )
         _assert_same(served, expected, f"agent {agent_id}")
     end_us = history["now_us"]
     start_us = end_us - 60 * 60 * US
-    intervals = stack.get("/v1/queues/support/intervals", size="15m",
-                          start=_rfc3339(start_us), end=_rfc3339(end_us))
+    intervals = stack.get(
+        "/v1/queues/support/intervals", size="15m", start=_rfc3339(start_us), end=_rfc3339(end_us)
+    )
     assert len(intervals) >= 4
     for item in intervals:
-        expected = reference_kpis(events, queue="support", start_us=parse_ts_us(item["start"]),
-                                  end_us=parse_ts_us(item["end"]))
+        expected = reference_kpis(
+            events,
+            queue="support",
+            start_us=parse_ts_us(item["start"]),
+            end_us=parse_ts_us(item["end"]),
+        )
         assert parse_ts_us(item["end"]) - parse_ts_us(item["start"]) == 15 * 60 * US
         _assert_same(item, expected, f"interval {item['start']}")
 

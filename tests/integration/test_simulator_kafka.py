@@ -94,13 +94,20 @@ async def test_setting_stop_ends_the_run_promptly(broker: str) -> None:
     stop = asyncio.Event()
     run = asyncio.create_task(
         run_simulator(
-            bootstrap_servers=broker, topic=topic, centre=default_centre(), seed=1, stop=stop
+            bootstrap_servers=broker,
+            topic=topic,
+            centre=default_centre(),
+            seed=1,
+            backfill_s=60.0,
+            stop=stop,
         )
     )
     await asyncio.sleep(1.0)
     stop.set()
+    stopped_at = time.monotonic()
     produced = await asyncio.wait_for(run, timeout=10.0)
-    assert produced >= 0  # a live start produces little in one second; it must only return
+    assert time.monotonic() - stopped_at < 2.0  # within a tick, not at some deadline
+    assert produced > 0  # the minute of backfill went out before the stop
 
 
 async def test_cancelling_the_run_stops_the_producer(broker: str) -> None:

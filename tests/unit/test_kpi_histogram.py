@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.kpi.config import ConfigError, QueueConfig
 from stream.kpi.histogram import (
     FINE_LIMIT_S,
     OVERFLOW_S,
@@ -130,3 +131,28 @@ def test_from_json_of_to_json_round_trips(waits_s: list[float]) -> None:
 
 def test_to_json_keys_are_strings() -> None:
     assert to_json({20: 2, 610: 1}) == {"20": 2, "610": 1}
+
+
+@pytest.mark.parametrize(
+    "threshold_s",
+    [
+        600,  # the fine limit
+        605,  # past it, between two 10 s bin tops
+        610,  # past it, on a 10 s bin top
+        1234,  # an odd threshold in the 10 s range
+        3599,  # the largest odd threshold
+        3600,  # the largest threshold the config accepts
+    ],
+)
+def test_every_threshold_the_config_accepts_is_exact(threshold_s: int) -> None:
+    # DESIGN: "the service level for any whole-second threshold is exact at read time", and
+    # QueueConfig accepts every whole second up to 3600.
+    try:
+        QueueConfig(threshold_s=threshold_s)
+    except ConfigError:
+        return  # a threshold the config refuses need not be exact
+    hist: Histogram = {}
+    add_wait(hist, threshold_s - 0.5)  # within
+    add_wait(hist, float(threshold_s))  # within
+    add_wait(hist, threshold_s + MICRO)  # not within
+    assert count_at_most(hist, threshold_s) == 2

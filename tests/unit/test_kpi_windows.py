@@ -19,6 +19,7 @@ from stream.kpi.windows import (
     ROLLING_WINDOWS_S,
     buckets_in,
     interval_starts,
+    live_end_us,
     local_midnight_us,
     window_bounds,
 )
@@ -92,6 +93,33 @@ def test_rolling_window_is_whole_buckets_ending_at_most_a_minute_before_at(
 def test_unknown_window_raises_value_error(window: str) -> None:
     with pytest.raises(ValueError, match="window"):
         window_bounds(window, us("2024-03-01T10:00:00Z"), UTC_ZONE)
+
+
+# A live window (no `at`) ends at the end of the current minute, so it holds every event so far:
+#
+#   10:07                 10:08
+#     |---------------------|
+#     [ current minute      )   now = 10:07:42 -> end = 10:08 (nothing after now exists yet)
+
+
+@pytest.mark.parametrize(
+    ("now", "end"),
+    [
+        ("2024-03-01T10:07:42Z", "2024-03-01T10:08:00Z"),  # inside a minute: its end
+        ("2024-03-01T10:07:00Z", "2024-03-01T10:08:00Z"),  # on a boundary: events at it count
+        ("2024-03-01T10:07:59.999999Z", "2024-03-01T10:08:00Z"),  # the last microsecond
+        ("2024-03-01T23:59:30Z", "2024-03-02T00:00:00Z"),  # ends at midnight
+    ],
+)
+def test_live_end_us(now: str, end: str) -> None:
+    assert live_end_us(us(now)) == us(end)
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800 * US_PER_S))
+def test_live_end_holds_now(now_us: int) -> None:
+    end_us = live_end_us(now_us)
+    assert now_us < end_us <= now_us + BUCKET_US
+    assert end_us % BUCKET_US == 0
 
 
 # -- today -------------------------------------------------------------------------------------

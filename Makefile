@@ -1,0 +1,34 @@
+# One entry point per task. `make run` and `make test` are the README's two commands.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test check lint typecheck unit integration bench clean
+
+$(BIN)/callpulse: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/callpulse  ## install, then run everything on this machine
+	$(BIN)/callpulse dev
+
+test: $(BIN)/callpulse  ## install, then lint, type-check and run every test (real broker included)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+check: lint typecheck
+lint: $(BIN)/callpulse
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+typecheck: $(BIN)/callpulse
+	$(BIN)/mypy
+unit: $(BIN)/callpulse
+	$(BIN)/python -m pytest tests/unit
+integration: $(BIN)/callpulse
+	$(BIN)/python -m pytest tests/integration
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callpulse-dev
