@@ -30,13 +30,9 @@ COPY api ./api
 COPY callpulse ./callpulse
 COPY stream ./stream
 COPY schemas ./schemas
-# stream.validation reads the event schemas from ../schemas/events relative to the installed
-# `stream` package, and they are not package data: put them next to it in site-packages.
-# The last line fails the build if the validator cannot find them.
+# The event schemas are package data of `schemas`; the last line fails the build if the
+# validator cannot find them in the installed package.
 RUN pip install --no-deps . \
- && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
- && mkdir -p "$site/schemas" \
- && cp -r schemas/events "$site/schemas/events" \
  && cd / && rm -rf /src \
  && python -c "from stream.validation import EventValidator; EventValidator()"
 

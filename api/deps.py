@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Query, Request
 
 from api.services import Services
 from api.views import KpiReader
+from stream.kpi.histogram import EXACT_THRESHOLDS, exact_threshold
 from stream.kpi.timeutil import US_PER_S, TimestampError, parse_ts_us
 from stream.kpi.windows import live_end_us
 
@@ -53,6 +54,13 @@ def time_param(name: str, value: str | None, default_us: int | None = None) -> i
         return parse_ts_us(value)
     except TimestampError as exc:
         raise HTTPException(422, f"query parameter '{name}': {exc}") from None
+
+
+def threshold_param(value: int | None) -> int | None:
+    """Only thresholds on a histogram bin edge are exact; refuse the others clearly."""
+    if value is not None and not exact_threshold(value):
+        raise HTTPException(422, f"query parameter 'threshold_s': {EXACT_THRESHOLDS}")
+    return value
 
 
 def now_us() -> int:

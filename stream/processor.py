@@ -189,7 +189,8 @@ class _MessageWork:
                 acc.add_survey(event["survey"], float(event["score"]), scale_max)
             self.outcome.changed_queues.add(event["queue"])
         elif kind == "agent.state":
-            apply_agent_event(self._agent(event["agent_id"]), event)
+            # The agent's own history also knows its events, longer than seen marks last.
+            return apply_agent_event(self._agent(event["agent_id"]), event)
         return True
 
     def _queue(self, queue: str) -> QueueChanges:

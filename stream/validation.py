@@ -17,6 +17,7 @@ from typing import Any
 import fastjsonschema
 from fastjsonschema import JsonSchemaValueException
 
+from schemas import EVENT_SCHEMAS_DIR
 from stream.decode import INVALID_JSON, NOT_AN_OBJECT, Rejection, json_type_name
 from stream.kpi.timeutil import US_PER_S, TimestampError, parse_ts_us
 
@@ -43,7 +44,7 @@ REASONS = frozenset(
     }
 )
 
-DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas" / "events"
+DEFAULT_SCHEMAS_DIR = EVENT_SCHEMAS_DIR
 SCHEMA_SUFFIX = ".schema.json"
 COMMON_SCHEMA = f"common{SCHEMA_SUFFIX}"
 SCHEMA_BASE_URI = "https://callpulse.dev/schemas/events/"

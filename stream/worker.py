@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any, cast
 
 import faust
@@ -115,10 +116,10 @@ def _validate_batch(
     for value in values:
         candidates, bad = decode_message(value)
         rejections.extend(bad)
-        for _, candidate in candidates:
+        for index, candidate in candidates:
             result = validator.validate(candidate, now_us=received_us)
             if isinstance(result, Rejection):
-                rejections.append(result)
+                rejections.append(replace(result, index=index))
             else:
                 grouped.setdefault(routing_key(result), []).append(result)
     return grouped, rejections

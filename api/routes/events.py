@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -51,7 +52,7 @@ async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse
     for index, candidate in candidates:
         result = services.validator.validate(candidate, now_us=int(now_s * US_PER_S))
         if isinstance(result, Rejection):
-            rejections.append(_with_index(result, index))
+            rejections.append(replace(result, index=index))
         else:
             accepted.append(candidate)  # type: ignore[arg-type]  # validated: an object
     if services.publisher is None:
@@ -66,12 +67,6 @@ async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse
     return JSONResponse(
         {"accepted": len(accepted), "rejected": len(rejections), "errors": errors}, status_code=422
     )
-
-
-def _with_index(rejection: Rejection, index: int) -> Rejection:
-    if rejection.index is not None:
-        return rejection
-    return Rejection(rejection.reason, rejection.detail, rejection.event, rejection.raw, index)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:

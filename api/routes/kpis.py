@@ -6,7 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from api.deps import AtQuery, IntervalSize, ReaderDep, ThresholdQuery, WindowQuery, time_param
+from api.deps import (
+    AtQuery,
+    IntervalSize,
+    ReaderDep,
+    ThresholdQuery,
+    WindowQuery,
+    threshold_param,
+    time_param,
+)
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.windows import local_midnight_us
 
@@ -22,7 +30,7 @@ async def centre_kpis(
     at: AtQuery = None,
     threshold_s: ThresholdQuery = None,
 ) -> dict[str, Any]:
-    return reader.centre_kpis(window, time_param("at", at), threshold_s)
+    return reader.centre_kpis(window, time_param("at", at), threshold_param(threshold_s))
 
 
 @router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window")
@@ -34,7 +42,7 @@ async def queue_kpis(
     threshold_s: ThresholdQuery = None,
 ) -> dict[str, Any]:
     _known(reader, queue)
-    return reader.queue_kpis(queue, window, time_param("at", at), threshold_s)
+    return reader.queue_kpis(queue, window, time_param("at", at), threshold_param(threshold_s))
 
 
 @router.get("/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals")
@@ -54,7 +62,7 @@ async def queue_intervals(
         raise HTTPException(422, "query parameter 'start' must be before 'end'")
     if end_us - start_us > MAX_INTERVAL_SPAN_S * US_PER_S:
         raise HTTPException(422, "'start' to 'end' may span at most 8 days")
-    return reader.intervals(queue, size, start_us, end_us, threshold_s)
+    return reader.intervals(queue, size, start_us, end_us, threshold_param(threshold_s))
 
 
 def _known(reader: ReaderDep, queue: str) -> None:

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us
+from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us, threshold_param
 from stream.kpi.windows import live_end_us
 
 router = APIRouter(prefix="/v1", tags=["stream"])
@@ -34,6 +34,8 @@ async def stream(
 ) -> StreamingResponse:
     wanted = {q for q in (queues or "").split(",") if q} or None
 
+    threshold = threshold_param(threshold_s)
+
     async def events() -> AsyncIterator[bytes]:
         seen_version = -1
         idle_s = 0.0
@@ -43,7 +45,7 @@ async def stream(
             if model.version != seen_version:
                 seen_version = model.version
                 idle_s = 0.0
-                yield _sse("kpis", _snapshot(services, window, wanted, threshold_s))
+                yield _sse("kpis", _snapshot(services, window, wanted, threshold))
             elif idle_s >= KEEPALIVE_S:
                 idle_s = 0.0
                 yield b": keepalive\n\n"
@@ -60,7 +62,9 @@ async def stream(
 def _snapshot(
     services: ServicesDep, window: str, wanted: set[str] | None, threshold_s: int | None
 ) -> dict[str, Any]:
-    snapshot = services.reader.centre_kpis(window, live_end_us(now_us()), threshold_s)
+    snapshot = services.reader.centre_kpis(
+        window, live_end_us(now_us()), threshold_param(threshold_s)
+    )
     if wanted is not None:
         snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
     return snapshot

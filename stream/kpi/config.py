@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from stream.kpi import histogram
 
 SL_FORMULAS = (
     "answered_and_abandoned",
@@ -32,19 +35,19 @@ class QueueConfig:
         _require_number("threshold_s", self.threshold_s, whole=True)
         _require_number("target", self.target)
         _require_number("short_abandon_s", self.short_abandon_s)
-        if not 0 <= self.threshold_s <= 3600:
-            raise ConfigError("threshold_s must be between 0 and 3600")
+        if not histogram.exact_threshold(self.threshold_s):
+            raise ConfigError(histogram.EXACT_THRESHOLDS)
         if not 0.0 <= self.target <= 1.0:
             raise ConfigError("target must be a ratio between 0 and 1 (e.g. 0.8)")
-        if self.short_abandon_s < 0:
-            raise ConfigError("short_abandon_s must be >= 0")
+        if not math.isfinite(self.short_abandon_s) or self.short_abandon_s < 0:
+            raise ConfigError("short_abandon_s must be a finite number >= 0")
         if self.sl_formula not in SL_FORMULAS:
             raise ConfigError(f"sl_formula must be one of {', '.join(SL_FORMULAS)}")
         if not isinstance(self.timezone, str):
             raise ConfigError("timezone must be an IANA time zone name, e.g. Europe/Paris")
         try:
             ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder name
             raise ConfigError(f"timezone {self.timezone!r} is not an IANA time zone") from None
 
     @property
@@ -69,9 +72,12 @@ class CentreConfig:
         if unknown:
             raise ConfigError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
         defaults = _queue_config(QueueConfig(), data.get("defaults") or {}, "defaults")
+        listed = data.get("queues") or {}
+        if not isinstance(listed, Mapping):
+            raise ConfigError("queues: expected a mapping of queue name to settings")
         queues = {
             str(name): _queue_config(defaults, overrides or {}, f"queues.{name}")
-            for name, overrides in (data.get("queues") or {}).items()
+            for name, overrides in listed.items()
         }
         return cls(defaults=defaults, queues=queues)
 

@@ -40,6 +40,19 @@ def merge_into(target: Histogram, other: Histogram) -> None:
         target[upper] = target.get(upper, 0) + count
 
 
+EXACT_THRESHOLDS = (
+    f"threshold_s must be a whole number of seconds from 0 to {FINE_LIMIT_S}, or a multiple of "
+    f"{MEDIUM_WIDTH_S} up to {MEDIUM_LIMIT_S}"
+)
+
+
+def exact_threshold(threshold_s: int) -> bool:
+    """Whether ``count_at_most`` is exact for this threshold (it falls on a bin edge)."""
+    if 0 <= threshold_s <= FINE_LIMIT_S:
+        return True
+    return threshold_s <= MEDIUM_LIMIT_S and threshold_s % MEDIUM_WIDTH_S == 0
+
+
 def count_at_most(hist: Histogram, threshold_s: int) -> int:
     """Waits ``<= threshold_s``."""
     return sum(count for upper, count in hist.items() if upper <= threshold_s)

@@ -69,6 +69,8 @@ def test_invalid_events_go_to_the_dlq_and_valid_neighbours_count(stack: Stack) -
     dead = stack.consume(stack.dlq_topic, expected=len(expected_reasons))
     assert sorted(d["reason"] for d in dead) == expected_reasons
     assert all(d["detail"] and d["source"] == "worker" for d in dead)
+    in_batch = [d for d in dead if d.get("event") == {"event_id": "x"}]
+    assert [d["index"] for d in in_batch] == [1], "the position inside the array is kept"
     assert any(d.get("raw", "").startswith("{not json") for d in dead), "raw input kept"
 
     # The worker kept going: a valid event after the garbage is processed.

@@ -322,10 +322,10 @@ def test_a_value_handed_to_the_store_is_never_changed_afterwards() -> None:
     # Faust serialises changelog values later: a value must not change once written.
     store = LoggingStore()
     process(store, FIRST_MESSAGE, offset=1)
-    process(store, [call("call.answered", "e7", "c3", s(100), queue="support", agent_id="a1")],
-            offset=2)  # fmt: skip
-    process(store, [ev("agent.state", "g2", s(150), agent_id="a1", state="paused",
-                       queues=["sales"])], offset=3)  # fmt: skip
+    answer = call("call.answered", "e7", "c3", s(100), queue="support", agent_id="a1")
+    process(store, [answer], offset=2)
+    pause = ev("agent.state", "g2", s(150), agent_id="a1", state="paused", queues=["sales"])
+    process(store, [pause], offset=3)
     process(store, FIRST_MESSAGE, offset=4)  # all duplicates: call states rewritten
     for op, record_key, value, snapshot in store.writes:
         if op == "set":
@@ -501,7 +501,6 @@ def test_expiry_drops_calls_waiting_too_long_from_the_live_set(
     assert ("c3" in live["calls"]) is still_live
     assert live[OFFSET_FIELD] == 1  # the fence is kept: a replay must still skip it
     assert live[PARTITION_FIELD] == 0
-    assert "p1-e5" not in live["calls"]
     assert store[key("l", "billing")]["calls"] == {"c3": offered_us}  # partition 1 untouched
 
 
