@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
 
+from api import clock
 from api.services import Services
 from api.views import KpiReader
 from stream.kpi.histogram import EXACT_THRESHOLDS, exact_threshold
@@ -46,14 +46,23 @@ AtQuery = Annotated[
 ]
 
 
+# Far enough for any question about contact-centre data, near enough that window arithmetic
+# (a day before, a week before) never leaves the calendar.
+EARLIEST_US = 0
+LATEST_US = 7_258_118_400 * US_PER_S  # 2200-01-01T00:00:00Z
+
+
 def time_param(name: str, value: str | None, default_us: int | None = None) -> int:
     """An RFC 3339 query parameter as epoch µs; a clear 422 when it is not one."""
     if value is None:
-        return default_us if default_us is not None else live_end_us(now_us())
+        return default_us if default_us is not None else live_end_us(clock.now_us())
     try:
-        return parse_ts_us(value)
+        moment_us = parse_ts_us(value)
     except TimestampError as exc:
         raise HTTPException(422, f"query parameter '{name}': {exc}") from None
+    if not EARLIEST_US <= moment_us <= LATEST_US:
+        raise HTTPException(422, f"query parameter '{name}': must be between 1970 and 2200")
+    return moment_us
 
 
 def threshold_param(value: int | None) -> int | None:
@@ -64,4 +73,4 @@ def threshold_param(value: int | None) -> int | None:
 
 
 def now_us() -> int:
-    return int(time.time() * US_PER_S)
+    return clock.now_us()

@@ -80,9 +80,17 @@ def _on_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None)
 
 def _on_agent_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, agent_id, bucket = parts
-    acc = KpiAccumulator.from_json(value["acc"]) if value else None
-    per_queue = model.agent_buckets.setdefault(agent_id, {}).setdefault(queue, {})
-    _put(per_queue, int(bucket), acc)
+    if value is not None:
+        per_queue = model.agent_buckets.setdefault(agent_id, {}).setdefault(queue, {})
+        per_queue[int(bucket)] = KpiAccumulator.from_json(value["acc"])
+        return
+    # A tombstone: prune emptied levels, so every replica knows the same agents.
+    queues = model.agent_buckets.get(agent_id, {})
+    queues.get(queue, {}).pop(int(bucket), None)
+    if not queues.get(queue, True):
+        del queues[queue]
+    if not queues:
+        model.agent_buckets.pop(agent_id, None)
 
 
 def _on_boundary(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from api import clock
 from api.readmodel import QueueView, ReadModel
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import count_states, state_at
@@ -103,7 +104,7 @@ class ModelReader:
     def agents(self, at_us: int) -> list[dict[str, Any]]:
         listing = []
         for agent_id, record in sorted(self.model.agents.items()):
-            changes = [c for c in record["changes"] if c[0] <= at_us]
+            changes = [c for c in record["changes"] if c[0] < at_us]
             if not changes:
                 continue
             since_us, _, state, queues = changes[-1]
@@ -150,6 +151,11 @@ class ModelReader:
         acc = _merged(view.buckets, start_us, end_us)
         threshold = config.threshold_s if threshold_s is None else threshold_s
         waiting = waiting_at(end_us, view.boundaries.get(end_us), view.live.values())
+        longest_wait_s = waiting.longest_wait_s
+        # A live window ends at the end of the current minute: the oldest call's age is now.
+        future_us = end_us - clock.now_us()
+        if longest_wait_s is not None and future_us > 0:
+            longest_wait_s = max(longest_wait_s - future_us / US_PER_S, 0.0)
         kpis = {
             "queue": queue,
             "window": window,
@@ -159,7 +165,7 @@ class ModelReader:
             "service_level_target": config.target,
             "sl_formula": config.sl_formula,
             "calls_waiting": waiting.calls_waiting,
-            "longest_wait_s": waiting.longest_wait_s,
+            "longest_wait_s": longest_wait_s,
             "agents": count_states(self.model.agents.values(), end_us, queue),
         }
         return kpis, acc

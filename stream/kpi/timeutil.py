@@ -58,7 +58,7 @@ def us_to_datetime(ts_us: int) -> datetime:
 def us_to_rfc3339(ts_us: int) -> str:
     """UTC, with a ``Z`` suffix and only as many fraction digits as needed."""
     moment = us_to_datetime(ts_us)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S")  # %Y is unpadded < 1000
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
