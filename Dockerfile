@@ -19,8 +19,9 @@ WORKDIR /src
 # Dependencies first, read from pyproject.toml alone: this layer is rebuilt only when
 # pyproject.toml changes, not on every code edit. (Every dependency has an x86-64 wheel, so no
 # compiler is needed.)
+# The `rocksdb` extra too: workers on Kubernetes keep their tables in RocksDB on a volume.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['rocksdb']))" > requirements.txt \
  && pip install -r requirements.txt \
  && rm requirements.txt
 

@@ -12,8 +12,11 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.alerts.metrics import AlertCollector
+from api.auth import install_access, requires_ingest, requires_read, requires_read_or_query
 from api.metrics import KpiCollector
-from api.routes import agents, events, health, kpis, stream
+from api.routes import agents, events, health, kpis, stream, wallboard, webhooks
+from api.routes import alerts as alert_routes
 from api.services import Services
 from callpulse import __version__
 
@@ -37,9 +40,21 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     registry = CollectorRegistry()
     registry.register(KpiCollector(services.model, services.reader, services.lag_snapshot))
+    if services.alerts is not None:
+        registry.register(AlertCollector(services.alerts))
     app.state.registry = registry
-    for module in (kpis, agents, events, stream, health):
-        app.include_router(module.router)
+    install_access(app, services.settings)
+    # Every router names its scope (api/auth.py); tests/unit/test_auth.py checks each route.
+    app.include_router(kpis.router, dependencies=[requires_read])
+    app.include_router(agents.router, dependencies=[requires_read])
+    app.include_router(events.router, dependencies=[requires_ingest])
+    webhooks.install(app, services)  # ingest scope; senders' own token carriers (webhooks.py)
+    app.include_router(stream.router, dependencies=[requires_read_or_query])  # EventSource
+    app.include_router(alert_routes.router, dependencies=[requires_read])
+    app.include_router(health.router)  # /healthz, /readyz open; /metrics: metrics_access
+    # The page passes its ?access_token= on to the stream; its CSS and JS hold no data.
+    app.include_router(wallboard.router, dependencies=[requires_read_or_query])
+    wallboard.mount_static(app)
     _install_error_shape(app)
     return app
 

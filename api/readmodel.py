@@ -13,6 +13,7 @@ from typing import Any
 from stream import records
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import AgentRecord
+from stream.kpi.contacts import CallerIndex, ContactFacts
 from stream.kpi.waiting import BoundaryWaiting
 
 
@@ -22,6 +23,7 @@ class QueueView:
     boundaries: dict[int, BoundaryWaiting] = field(default_factory=dict)
     live: dict[str, int] = field(default_factory=dict)
     totals: KpiAccumulator = field(default_factory=KpiAccumulator)
+    contacts: dict[int, ContactFacts] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -38,6 +40,10 @@ class ReadModel:
         self.agent_buckets: dict[str, dict[str, dict[int, KpiAccumulator]]] = {}
         self.agents: dict[str, AgentRecord] = {}
         self.routing: dict[str, RoutingTotals] = {}
+        # Events of no queue (kb reads without one, customers): per writing partition.
+        self.centre_buckets: dict[str, dict[int, KpiAccumulator]] = {}
+        self.centre_totals: dict[str, KpiAccumulator] = {}
+        self.callers = CallerIndex()  # every offer with a caller, for the repeat-caller rule
         self.invalid_by_reason: dict[str, int] = {}
         self.version = 0
         self.changed = asyncio.Event()
@@ -117,6 +123,24 @@ def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) 
     _put(model.agents, parts[1], value)
 
 
+def _on_contacts(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _, queue, bucket = parts
+    facts = ContactFacts.from_json(value) if value else None
+    minutes = model.queue(queue).contacts
+    model.callers.replace_facts(queue, minutes.get(int(bucket)), facts)
+    _put(minutes, int(bucket), facts)
+
+
+def _on_centre_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _, partition, bucket = parts
+    acc = KpiAccumulator.from_json(value["acc"]) if value else None
+    _put(model.centre_buckets.setdefault(partition, {}), int(bucket), acc)
+
+
+def _on_centre_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
+    _put(model.centre_totals, parts[1], KpiAccumulator.from_json(value["acc"]) if value else None)
+
+
 _HANDLERS = {
     records.BUCKET: _on_bucket,
     records.AGENT_BUCKET: _on_agent_bucket,
@@ -124,4 +148,7 @@ _HANDLERS = {
     records.LIVE: _on_live,
     records.TOTALS: _on_totals,
     records.AGENT: _on_agent,
+    records.CONTACTS: _on_contacts,
+    records.CENTRE_BUCKET: _on_centre_bucket,
+    records.CENTRE_TOTALS: _on_centre_totals,
 }

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
+from api.alerts.service import AlertService
 from api.feed import ChangelogFeed, LagMonitor
 from api.ingest import EventPublisher
 from api.readmodel import ReadModel
@@ -24,6 +25,7 @@ class Services:
     feed: ChangelogFeed | None = None
     lag: LagMonitor | None = None
     publisher: EventPublisher | None = None
+    alerts: AlertService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -44,6 +46,9 @@ class Services:
             feed=ChangelogFeed(settings, model),
             lag=LagMonitor(settings),
             publisher=EventPublisher(settings),
+            alerts=(
+                AlertService.connected(settings, centre, model) if settings.alerts_enabled else None
+            ),
         )
 
     async def start(self) -> None:
@@ -52,6 +57,9 @@ class Services:
         for task in (self.feed, self.lag):
             if task is not None:
                 self._tasks.append(asyncio.create_task(task.run()))
+        if self.alerts is not None:
+            await self.alerts.start()
+            self._tasks.append(asyncio.create_task(self.alerts.run(self.is_ready)))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -59,6 +67,8 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.publisher is not None:
             await self.publisher.stop()
 

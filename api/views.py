@@ -1,17 +1,28 @@
-"""KPI objects (CONTRACT.md) assembled from the read model: merge buckets, derive ratios."""
+"""KPI objects (CONTRACT.md, KPIS.md) assembled from the read model: merge buckets, derive ratios.
+
+Every figure is computed at read time from the view: rolling windows, ``today``, intervals and
+the centre total merge per-minute accumulators; resolution, occupancy, staffing and retention
+come from ``api.catalogue``. ``compare`` adds the same object for the previous window and the
+same window last week.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from api import clock
+from api import catalogue, clock
+from api.catalogue import WindowParts
 from api.readmodel import QueueView, ReadModel
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import count_states, state_at
 from stream.kpi.config import CentreConfig, QueueConfig
-from stream.kpi.formulas import agent_figures, queue_figures
-from stream.kpi.timeutil import BUCKET_US, US_PER_S, us_to_rfc3339
+from stream.kpi.contacts import ResolutionCounts
+from stream.kpi.formulas import agent_figures, catalogue_figures, queue_figures
+from stream.kpi.occupancy import occupancy_parts_us
+from stream.kpi.targets import targets_object
+from stream.kpi.timeutil import US_PER_S, parse_ts_us, us_to_rfc3339
 from stream.kpi.waiting import waiting_at
 from stream.kpi.windows import INTERVAL_SIZES_S, interval_starts, window_bounds
 
@@ -26,11 +37,20 @@ class KpiReader(Protocol):
     def queue_zone(self, queue: str) -> ZoneInfo: ...
 
     def queue_kpis(
-        self, queue: str, window: str, at_us: int, threshold_s: int | None = None
+        self,
+        queue: str,
+        window: str,
+        at_us: int,
+        threshold_s: int | None = None,
+        compare: Sequence[str] = (),
     ) -> KpiObject: ...
 
     def centre_kpis(
-        self, window: str, at_us: int, threshold_s: int | None = None
+        self,
+        window: str,
+        at_us: int,
+        threshold_s: int | None = None,
+        compare: Sequence[str] = (),
     ) -> dict[str, Any]: ...
 
     def intervals(
@@ -59,20 +79,60 @@ class ModelReader:
         return self.centre.for_queue(queue).zone
 
     def queue_kpis(
-        self, queue: str, window: str, at_us: int, threshold_s: int | None = None
+        self,
+        queue: str,
+        window: str,
+        at_us: int,
+        threshold_s: int | None = None,
+        compare: Sequence[str] = (),
     ) -> KpiObject:
-        return self._queue_window(queue, window, at_us, threshold_s)[0]
+        kpis = self._queue_window(queue, window, at_us, threshold_s)[0]
+        if compare:
+            zone = self.queue_zone(queue)
+            kpis["compare"] = {
+                name: self._queue_window(
+                    queue, window, self._compared(name, kpis, zone), threshold_s
+                )[0]
+                for name in compare
+            }
+        return kpis
+
+    def _compared(self, name: str, kpis: KpiObject, zone: ZoneInfo) -> int:
+        start_us, end_us = _bounds_of(kpis)
+        return catalogue.comparison_at_us(name, kpis["window"], start_us, end_us, zone)
 
     def _queue_window(
         self, queue: str, window: str, at_us: int, threshold_s: int | None
-    ) -> tuple[KpiObject, KpiAccumulator]:
+    ) -> tuple[KpiObject, WindowParts]:
         config = self.centre.for_queue(queue)
         start_us, end_us = window_bounds(window, at_us, config.zone)
         return self._kpi_object(queue, window, start_us, end_us, config, threshold_s)
 
     def centre_kpis(
-        self, window: str, at_us: int, threshold_s: int | None = None
+        self,
+        window: str,
+        at_us: int,
+        threshold_s: int | None = None,
+        compare: Sequence[str] = (),
     ) -> dict[str, Any]:
+        answer = self._centre_window(window, at_us, threshold_s)
+        if compare:
+            zone = self.centre.defaults.zone
+            start_us, end_us = _bounds_of(answer)
+            others = {
+                name: self._centre_window(
+                    window,
+                    catalogue.comparison_at_us(name, window, start_us, end_us, zone),
+                    threshold_s,
+                )
+                for name in compare
+            }
+            for index, item in enumerate(answer["queues"]):
+                item["compare"] = {name: other["queues"][index] for name, other in others.items()}
+            answer["total"]["compare"] = {name: other["total"] for name, other in others.items()}
+        return answer
+
+    def _centre_window(self, window: str, at_us: int, threshold_s: int | None) -> dict[str, Any]:
         defaults = self.centre.defaults
         start_us, end_us = window_bounds(window, at_us, defaults.zone)
         parts = [
@@ -126,14 +186,17 @@ class ModelReader:
         start_us, end_us = window_bounds(window, at_us, self.centre.defaults.zone)
         acc = KpiAccumulator()
         for buckets in per_queue.values():
-            acc.merge(_merged(buckets, start_us, end_us))
+            acc.merge(catalogue.merged(buckets, start_us, end_us))
         current = state_at(record, end_us) if record else None
+        stop_us = min(end_us, clock.now_us())
+        busy_us, staffed_us = occupancy_parts_us([record] if record else [], start_us, stop_us)
         return {
             "agent_id": agent_id,
             "window": window,
             "start": us_to_rfc3339(start_us),
             "end": us_to_rfc3339(end_us),
             **agent_figures(acc),
+            **catalogue.occupancy_figure(busy_us, staffed_us),
             "state": current[0] if current else None,
             "queues": current[1] if current else [],
         }
@@ -146,16 +209,23 @@ class ModelReader:
         end_us: int,
         config: QueueConfig,
         threshold_s: int | None,
-    ) -> tuple[KpiObject, KpiAccumulator]:
+    ) -> tuple[KpiObject, WindowParts]:
         view = self.model.queues.get(queue) or QueueView()
-        acc = _merged(view.buckets, start_us, end_us)
+        acc = catalogue.merged(view.buckets, start_us, end_us)
+        now_us = clock.now_us()
         threshold = config.threshold_s if threshold_s is None else threshold_s
         waiting = waiting_at(end_us, view.boundaries.get(end_us), view.live.values())
         longest_wait_s = waiting.longest_wait_s
         # A live window ends at the end of the current minute: the oldest call's age is now.
-        future_us = end_us - clock.now_us()
+        future_us = end_us - now_us
         if longest_wait_s is not None and future_us > 0:
             longest_wait_s = max(longest_wait_s - future_us / US_PER_S, 0.0)
+        resolution = catalogue.resolution_counts(
+            self.model,
+            catalogue.window_facts(queue, view, start_us, end_us),
+            {queue: config.repeat_window_s},
+            now_us,
+        )
         kpis = {
             "queue": queue,
             "window": window,
@@ -168,11 +238,42 @@ class ModelReader:
             "longest_wait_s": longest_wait_s,
             "agents": count_states(self.model.agents.values(), end_us, queue),
         }
-        return kpis, acc
+        parts = WindowParts(acc, resolution, catalogue.offered_in_last_15m(view.buckets, end_us))
+        self._add_catalogue(kpis, parts, queue, config, start_us, end_us, now_us)
+        return kpis, parts
+
+    def _add_catalogue(
+        self,
+        kpis: KpiObject,
+        parts: WindowParts,
+        queue: str | None,
+        config: QueueConfig,
+        start_us: int,
+        end_us: int,
+        now_us: int,
+    ) -> None:
+        """The KPIS.md figures beyond the contract's, and targets with their status."""
+        busy_us, staffed_us = occupancy_parts_us(
+            self.model.agents.values(), start_us, min(end_us, now_us), queue
+        )
+        kpis.update(catalogue_figures(parts.acc))
+        kpis.update(catalogue.resolution_figures(parts.resolution, parts.acc))
+        kpis.update(catalogue.occupancy_figure(busy_us, staffed_us))
+        kpis["retention_rate"] = catalogue.retention_figure(
+            self.model, self.centre.customer_base, start_us, end_us
+        )
+        kpis.update(
+            catalogue.staffing(
+                kpis, parts.acc, parts.offered_15m, end_us, now_us, config.staffing_target
+            )
+        )
+        targets = targets_object(kpis, config.all_targets, config.at_risk_margin)
+        kpis["targets"] = targets
+        kpis["service_level_status"] = targets["service_level"]["status"]
 
     def _total(
         self,
-        parts: list[tuple[KpiObject, KpiAccumulator]],
+        parts: list[tuple[KpiObject, WindowParts]],
         window: str,
         start_us: int,
         end_us: int,
@@ -180,18 +281,20 @@ class ModelReader:
     ) -> KpiObject:
         """The centre: sums of the queues, each queue's in-threshold counts at its own T."""
         defaults = self.centre.defaults
-        acc = KpiAccumulator()
-        for _, queue_acc in parts:
-            acc.merge(queue_acc)
+        acc = catalogue.centre_window(self.model, start_us, end_us)  # kb reads with no queue
+        resolution = ResolutionCounts()
+        for _, queue_parts in parts:
+            acc.merge(queue_parts.acc)
+            resolution.merge(queue_parts.resolution)
         queues = [kpis for kpis, _ in parts]
         a_t = sum(item["answered_in_threshold"] for item in queues)
         abandoned_t = sum(
-            queue_acc.abandoned_waits.at_most(item["service_level_threshold_s"])
-            for item, queue_acc in parts
+            queue_parts.acc.abandoned_waits.at_most(item["service_level_threshold_s"])
+            for item, queue_parts in parts
         )
         threshold = defaults.threshold_s if threshold_s is None else threshold_s
         waits = [item["longest_wait_s"] for item in queues if item["longest_wait_s"] is not None]
-        return {
+        kpis: KpiObject = {
             "queue": None,
             "window": window,
             "start": us_to_rfc3339(start_us),
@@ -209,12 +312,11 @@ class ModelReader:
             "longest_wait_s": max(waits) if waits else None,
             "agents": count_states(self.model.agents.values(), end_us, None),
         }
+        offered_15m = sum(queue_parts.offered_15m for _, queue_parts in parts)
+        total_parts = WindowParts(acc, resolution, offered_15m)
+        self._add_catalogue(kpis, total_parts, None, defaults, start_us, end_us, clock.now_us())
+        return kpis
 
 
-def _merged(buckets: dict[int, KpiAccumulator], start_us: int, end_us: int) -> KpiAccumulator:
-    acc = KpiAccumulator()
-    for bucket in range(start_us - start_us % BUCKET_US, end_us, BUCKET_US):
-        part = buckets.get(bucket)
-        if part is not None:
-            acc.merge(part)
-    return acc
+def _bounds_of(kpis: dict[str, Any]) -> tuple[int, int]:
+    return parse_ts_us(kpis["start"]), parse_ts_us(kpis["end"])

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from api.alerts.watch import AlertWatch
 from callpulse.broker import EmbeddedBroker, free_port, port_open, start_embedded_broker
 from callpulse.process import spawn, stop_process
+from callpulse.pseudonym import DEV_KEY
+from callpulse.settings import Settings
 
 READY_TIMEOUT_S = 90.0
 
@@ -27,6 +30,7 @@ class DevOptions:
     speed: float = 1.0
     backfill_s: float = 900.0
     log_dir: Path = Path(".callpulse-dev")
+    understaff: str | None = None  # simulate --understaff: make a queue's alerts fire
 
 
 def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
@@ -40,6 +44,10 @@ def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
             "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
             "CALLPULSE_PARTITIONS": env.get("CALLPULSE_PARTITIONS", "4"),
             "CALLPULSE_API_PORT": str(port),
+            # A laptop tool: `callpulse api` may run without tokens (the start banner says so),
+            # and callers are hashed with the public development key unless one is set.
+            "CALLPULSE_INSECURE": "true",
+            "CALLPULSE_PSEUDONYM_KEY": env.get("CALLPULSE_PSEUDONYM_KEY") or DEV_KEY,
         }
     )
     return env
@@ -81,6 +89,7 @@ def run_dev(options: DevOptions) -> int:
                 str(options.speed),
                 "--backfill-s",
                 str(options.backfill_s),
+                *(["--understaff", options.understaff] if options.understaff else []),
             ],
             env=env,
             log_path=options.log_dir / "simulator.log",
@@ -105,10 +114,18 @@ def _announce(options: DevOptions, broker: EmbeddedBroker) -> None:
   API docs    {base}/docs
   metrics     {base}/metrics
   ingest      POST {base}/v1/events
-  This is a local development setup: the API is open to anyone who can reach it.
+  alerts      {base}/v1/alerts (and printed here as they fire and resolve)
+  {_access_note()}
   Ctrl-C stops everything.""",
         flush=True,
     )
+
+
+def _access_note() -> str:
+    settings = Settings()
+    if settings.tokens or settings.tokens_file:
+        return "The API asks for the tokens of CALLPULSE_TOKENS; callers use the public dev key."
+    return "This is a local development setup: the API is open to anyone who can reach it."
 
 
 def _supervise(
@@ -116,6 +133,7 @@ def _supervise(
 ) -> int:
     started = time.monotonic()
     announced_ready = False
+    alerts = AlertWatch(f"http://127.0.0.1:{options.port}")
     while not stopping():
         for name, child in children.items():
             code = child.poll()
@@ -130,6 +148,8 @@ def _supervise(
         if not announced_ready and _ready(options.port):
             announced_ready = True
             print(f"callpulse dev: ready after {time.monotonic() - started:.1f} s", flush=True)
+        for line in alerts.poll() if announced_ready else ():
+            print(f"callpulse dev: alert {line}", flush=True)
         time.sleep(0.5)
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,8 +16,58 @@ log = logging.getLogger(__name__)
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Connection options shared by every aiokafka client."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
+    """Connection options shared by every aiokafka client, security included."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
+    return kwargs
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for SSL and SASL_SSL: the system CAs unless a CA file is named; optional client cert."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    )
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    if settings.kafka_ssl_certfile is not None:
+        key_password = settings.kafka_ssl_key_password
+        context.load_cert_chain(
+            settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            password=key_password.get_secret_value() if key_password else None,
+        )
+    return context
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same security for Faust's own clients (``broker_credentials``); None for PLAINTEXT."""
+    import faust  # the worker's dependency: the API never imports Faust
+
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol.startswith("SASL_"):
+        # Faust picks SASL_SSL exactly when it is given a TLS context.
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password else None,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    return None
 
 
 def producer_acks(settings: Settings) -> int | str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from callpulse.tokens import parse_entry, split_entries
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -38,12 +44,84 @@ class Settings(BaseSettings):
 
     # Queues: YAML file with defaults and per-queue overrides (see README).
     queues_config: Path | None = None
+    # Adapters (docs/ADAPTERS.md): Twilio activity names, Asterisk aliases, generic mappings.
+    adapters_config: Path | None = None
 
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     sse_interval_s: float = Field(default=1.0, gt=0)
+
+    # Alerts (docs/ALERTS.md): rules live in the queues file's `alerts:` section. With several
+    # API replicas, leave alerts enabled on one only (each would notify).
+    alerts_enabled: bool = True
+    alerts_topic: str = "callpulse-alerts"
+    alerts_dlq_topic: str = "callpulse-alerts-dlq"
+    alerts_webhook_urls: str = ""  # comma-separated; the transition as JSON
+    alerts_slack_webhook_urls: str = ""  # comma-separated; Slack-compatible {"text": ...}
+    alerts_eval_interval_s: float = Field(default=1.0, gt=0)  # also re-checked on every change
+    alerts_retry_attempts: int = Field(default=5, ge=1)
+    alerts_retry_initial_s: float = Field(default=1.0, gt=0)  # doubles after each failed try
+    alerts_retry_max_s: float = Field(default=60.0, gt=0)
+    alerts_webhook_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Security (docs/SECURITY.md). Tokens: "sha256:<hex>:<scopes>" entries, a JSON list or
+    # comma-separated; `callpulse token` prints one. No tokens: the app is open, which only
+    # `callpulse dev` and CALLPULSE_INSECURE=true let `callpulse api` run.
+    tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    tokens_file: Path | None = None
+    insecure: bool = False
+    metrics_auth: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    pseudonym_key: SecretStr = SecretStr("")
+
+    # Kafka client security, passed to every client (callpulse.kafka.client_kwargs) and Faust.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _token_entries(cls, value: Any) -> Any:
+        entries = split_entries(value) if isinstance(value, str) else value
+        # Refuse a malformed entry at start, naming it, instead of a token that never matches.
+        return [parse_entry(e).line if isinstance(e, str) else e for e in entries or []]
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"CALLPULSE_KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                "CALLPULSE_KAFKA_SASL_USERNAME and CALLPULSE_KAFKA_SASL_PASSWORD"
+            )
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if not protocol.endswith("SSL") and any(tls_files):
+            # A CA or certificate without TLS would be ignored: the connection stays plaintext.
+            raise ValueError(
+                f"CALLPULSE_KAFKA_SSL_* files are set but CALLPULSE_KAFKA_SECURITY_PROTOCOL is "
+                f"{protocol}: use SSL or SASL_SSL"
+            )
+        return self
 
     @property
     def state_table(self) -> str:

@@ -6,10 +6,10 @@ in unit tests). Exactness without transactions rests on two rules:
 1. Every record is written only while processing its own partition, once per message, with
    the message offset as a fence (``_o``). Replaying a message after a crash skips the
    records that already hold its effect.
-2. Aggregates are written before the call states and dedupe marks that decide whether an
-   event counts. The changelog keeps writes in order, so a crash leaves a prefix: either an
-   event's dedupe mark is missing (it is re-applied, and fenced aggregates ignore it) or every
-   aggregate it touched is already written.
+2. Aggregates are written before the call and ticket states and dedupe marks that decide
+   whether an event counts. The changelog keeps writes in order, so a crash leaves a prefix:
+   either an event's dedupe mark is missing (it is re-applied, and fenced aggregates ignore
+   it) or every aggregate it touched is already written.
 
 Stored objects are never mutated in place: Faust serialises changelog values later, so a value
 handed to the table must not change afterwards.
@@ -18,85 +18,31 @@ handed to the table must not change afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from stream import records
+from stream.changes import CentreChanges, MessageOutcome, QueueChanges, RoutingTotals
+from stream.expiry import Record, RecordStore, Retention, expire_partition
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import AgentRecord, apply_agent_event, new_agent_record, prune_changes
-from stream.kpi.callstate import CallState, apply_call_event, call_wait_finished, new_call_state
+from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
-from stream.kpi.timeutil import US_PER_S, bucket_start_us
-from stream.kpi.waiting import BoundaryWaiting, boundaries_waited
+from stream.kpi.contacts import ContactFacts
+from stream.kpi.tickets import TicketState, apply_ticket_event, new_ticket_state
+from stream.kpi.timeutil import US_PER_S
+from stream.kpi.waiting import BoundaryWaiting
 from stream.records import OFFSET_FIELD, PARTITION_FIELD, key
 
-Record = dict[str, Any]
+__all__ = [
+    "MessageOutcome",
+    "MessageProcessor",
+    "QueueChanges",
+    "RecordStore",
+    "Retention",
+    "expire_partition",
+]
+
 Event = dict[str, Any]
-
-
-class RecordStore(Protocol):
-    def get(self, key: str) -> Record | None: ...
-
-    def __setitem__(self, key: str, value: Record) -> None: ...
-
-    def __delitem__(self, key: str) -> None: ...
-
-    def items(self) -> Iterable[tuple[str, Record]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How long the worker keeps each kind of state (seconds)."""
-
-    buckets_s: float = 3 * 86400  # `at` up to 48 h back, plus a whole `today` before it
-    call_state_s: float = 2 * 3600  # after a call's last event: duplicates later than this count
-    max_call_wait_s: float = 4 * 3600  # a call waiting longer lost its ending event
-    expiry_every_s: float = 60.0
-
-
-@dataclass(slots=True)
-class QueueChanges:
-    """What one message changes in one queue; implements the call state machine's sink."""
-
-    queue_deltas: dict[int, KpiAccumulator] = field(default_factory=dict)
-    agent_deltas: dict[tuple[str, int], KpiAccumulator] = field(default_factory=dict)
-    boundaries: dict[int, BoundaryWaiting] = field(default_factory=dict)
-    live_ops: list[tuple[str, int | None]] = field(default_factory=list)
-
-    def queue_bucket(self, ts_us: int) -> KpiAccumulator:
-        bucket = bucket_start_us(ts_us)
-        acc = self.queue_deltas.get(bucket)
-        if acc is None:
-            acc = self.queue_deltas[bucket] = KpiAccumulator()
-        return acc
-
-    def agent_bucket(self, agent_id: str, ts_us: int) -> KpiAccumulator:
-        slot = (agent_id, bucket_start_us(ts_us))
-        acc = self.agent_deltas.get(slot)
-        if acc is None:
-            acc = self.agent_deltas[slot] = KpiAccumulator()
-        return acc
-
-    def waiting_started(self, call_id: str, offered_us: int) -> None:
-        self.live_ops.append((call_id, offered_us))
-
-    def waiting_ended(self, call_id: str, offered_us: int, ended_us: int) -> None:
-        self.live_ops.append((call_id, None))
-        for boundary in boundaries_waited(offered_us, ended_us):
-            self.boundaries.setdefault(boundary, BoundaryWaiting()).add(offered_us)
-
-
-@dataclass(slots=True)
-class RoutingTotals:
-    events: dict[str, int] = field(default_factory=dict)
-    duplicates: int = 0
-
-
-@dataclass(slots=True)
-class MessageOutcome:
-    processed: int = 0
-    duplicates: int = 0
-    changed_queues: set[str] = field(default_factory=set)
 
 
 class MessageProcessor:
@@ -144,7 +90,9 @@ class _MessageWork:
         self.store, self.centre, self.retention = store, centre, retention
         self.offset, self.partition, self.now_us = offset, partition, now_us
         self.queues: dict[str, QueueChanges] = {}
+        self.centre_changes = CentreChanges()
         self.calls: dict[str, CallState] = {}
+        self.tickets: dict[str, TicketState] = {}
         self.agents: dict[str, AgentRecord] = {}
         self.seen: dict[str, bool] = {}
         self.totals: dict[str, RoutingTotals] = {}
@@ -157,8 +105,12 @@ class _MessageWork:
         routing = self.totals.setdefault(records.routing_key(event), RoutingTotals())
         routing.events[kind] = routing.events.get(kind, 0) + 1
         self.outcome.processed += 1
-        call_event = kind.startswith("call.")
-        counted = self._apply_call(event) if call_event else self._apply_other(event)
+        if kind.startswith("call."):
+            counted = self._apply_call(event)
+        elif kind.startswith("ticket."):
+            counted = self._apply_ticket(event)
+        else:
+            counted = self._apply_other(event)
         if not counted:
             routing.duplicates += 1
             self.outcome.duplicates += 1
@@ -169,9 +121,22 @@ class _MessageWork:
         state = self.calls.get(call_key)
         if state is None:
             stored = self.store.get(call_key)
-            state = _copy_call(stored) if stored else new_call_state(event["call_id"])
+            state = _copy_ids(stored) if stored else new_call_state(event["call_id"])
             self.calls[call_key] = state
         counted = apply_call_event(state, event, self._queue(queue), self.centre.for_queue(queue))
+        if counted:
+            self.outcome.changed_queues.add(queue)
+        return counted
+
+    def _apply_ticket(self, event: Event) -> bool:
+        queue: str = event["queue"]
+        ticket_key = key(records.TICKET, queue, event["ticket_id"])
+        state = self.tickets.get(ticket_key)
+        if state is None:
+            stored = self.store.get(ticket_key)
+            state = _copy_ids(stored) if stored else new_ticket_state(event["ticket_id"])
+            self.tickets[ticket_key] = state
+        counted = apply_ticket_event(state, event, self._queue(queue))
         if counted:
             self.outcome.changed_queues.add(queue)
         return counted
@@ -182,16 +147,47 @@ class _MessageWork:
             return False
         self.seen[seen_key] = True
         kind = event["type"]
-        if kind == "survey.response" and "score" in event:
-            changes = self._queue(event["queue"])
-            scale_max = event.get("scale_max")
-            for acc in _survey_targets(changes, event):
-                acc.add_survey(event["survey"], float(event["score"]), scale_max)
-            self.outcome.changed_queues.add(event["queue"])
+        if kind == "survey.response":
+            self._apply_survey(event)
+        elif kind == "kb.article_viewed":
+            read_s = event.get("read_s")
+            for acc in self._targets_of(event):
+                acc.add_kb_read(None if read_s is None else float(read_s))
+        elif kind in ("customer.acquired", "customer.churned"):
+            # Customers are the centre's, whatever queue an event names (docs/SEMANTICS.md).
+            field = "customers_acquired" if kind == "customer.acquired" else "customers_churned"
+            for acc in self._centre_targets(event["ts_us"]):
+                setattr(acc, field, getattr(acc, field) + 1)
         elif kind == "agent.state":
             # The agent's own history also knows its events, longer than seen marks last.
             return apply_agent_event(self._agent(event["agent_id"]), event)
         return True
+
+    def _apply_survey(self, event: Event) -> None:
+        changes = self._queue(event["queue"])
+        targets = [changes.queue_bucket(event["ts_us"])]
+        if isinstance(event.get("agent_id"), str):
+            targets.append(changes.agent_bucket(event["agent_id"], event["ts_us"]))
+        survey = event["survey"]
+        for acc in targets:
+            if survey == "servqual":
+                acc.add_servqual(
+                    event["dimension"], float(event["perception"]), float(event["expectation"])
+                )
+            elif "score" in event:
+                acc.add_survey(survey, float(event["score"]), event.get("scale_max"))
+        self.outcome.changed_queues.add(event["queue"])
+
+    def _targets_of(self, event: Event) -> list[KpiAccumulator]:
+        """The queue's minute when the event names a queue, else the centre's."""
+        queue = event.get("queue")
+        if isinstance(queue, str):
+            self.outcome.changed_queues.add(queue)
+            return [self._queue(queue).queue_bucket(event["ts_us"])]
+        return self._centre_targets(event["ts_us"])
+
+    def _centre_targets(self, ts_us: int) -> list[KpiAccumulator]:
+        return [self.centre_changes.bucket(ts_us), self.centre_changes.all_time]
 
     def _queue(self, queue: str) -> QueueChanges:
         changes = self.queues.get(queue)
@@ -216,12 +212,13 @@ class _MessageWork:
         """Aggregates first, then the states that say which events were counted (see module)."""
         for queue, changes in self.queues.items():
             self._flush_queue(queue, changes)
+        self._flush_centre()
         self._flush_totals()
         self._flush_agents()
-        for call_key, state in self.calls.items():
+        for state_key, state in (*self.calls.items(), *self.tickets.items()):
             state["at"] = self.now_us
             state[PARTITION_FIELD] = self.partition
-            self.store[call_key] = state
+            self.store[state_key] = state
         for seen_key in self.seen:
             self.store[seen_key] = {"at": self.now_us, PARTITION_FIELD: self.partition}
 
@@ -248,10 +245,27 @@ class _MessageWork:
             self._merge_acc(key(records.BUCKET, queue, bucket), delta)
         for (agent_id, bucket), delta in changes.agent_deltas.items():
             self._merge_acc(key(records.AGENT_BUCKET, queue, agent_id, bucket), delta)
+        for bucket, facts in changes.facts.items():
+            self._merge_facts(key(records.CONTACTS, queue, bucket), facts)
         for boundary, crossing in changes.boundaries.items():
             self._merge_boundary(key(records.BOUNDARY, queue, boundary), crossing)
         if changes.live_ops:
             self._update_live(key(records.LIVE, queue), changes.live_ops)
+
+    def _flush_centre(self) -> None:
+        if not self.centre_changes.deltas:
+            return
+        for bucket, delta in self.centre_changes.deltas.items():
+            self._merge_acc(key(records.CENTRE_BUCKET, self.partition, bucket), delta)
+        self._merge_acc(key(records.CENTRE_TOTALS, self.partition), self.centre_changes.all_time)
+
+    def _merge_facts(self, record_key: str, facts: ContactFacts) -> None:
+        writable, stored = self._unfenced(record_key)
+        if not writable:
+            return
+        merged = ContactFacts.from_json(stored) if stored else ContactFacts()
+        merged.merge(facts)
+        self.store[record_key] = self._stamp(merged.to_json())
 
     def _merge_boundary(self, record_key: str, crossing: BoundaryWaiting) -> None:
         writable, stored = self._unfenced(record_key)
@@ -301,54 +315,8 @@ class _MessageWork:
             self.store[key(records.AGENT, agent_id)] = self._stamp(record)
 
 
-def _survey_targets(changes: QueueChanges, event: Event) -> list[KpiAccumulator]:
-    targets = [changes.queue_bucket(event["ts_us"])]
-    if isinstance(event.get("agent_id"), str):
-        targets.append(changes.agent_bucket(event["agent_id"], event["ts_us"]))
-    return targets
-
-
-def _copy_call(stored: CallState) -> CallState:
+def _copy_ids(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored call or ticket state, safe to change: its one mutable field is copied."""
     state = dict(stored)
     state["ids"] = list(stored["ids"])
     return state
-
-
-def expire_partition(
-    store: RecordStore, partition: int, offset: int, now_us: int, retention: Retention
-) -> int:
-    """Delete this partition's state past its retention; returns how many records went."""
-    bucket_horizon = now_us - int(retention.buckets_s * US_PER_S)
-    state_horizon = now_us - int(retention.call_state_s * US_PER_S)
-    wait_horizon = now_us - int(retention.max_call_wait_s * US_PER_S)
-    doomed: list[str] = []
-    for record_key, value in list(store.items()):
-        if not isinstance(value, dict) or value.get(PARTITION_FIELD) != partition:
-            continue
-        parts = records.split_key(record_key)
-        family = parts[0]
-        if family in (records.BUCKET, records.AGENT_BUCKET, records.BOUNDARY):
-            if int(parts[-1]) < bucket_horizon:
-                doomed.append(record_key)
-        elif family == records.CALL:
-            # A call still waiting keeps its state for the longest wait we believe in, too.
-            horizon = state_horizon
-            if not call_wait_finished(value):
-                horizon -= int(retention.max_call_wait_s * US_PER_S)
-            if value.get("at", 0) < horizon:
-                doomed.append(record_key)
-        elif family == records.SEEN:
-            if value.get("at", 0) < state_horizon:
-                doomed.append(record_key)
-        elif family == records.LIVE:
-            stale = {c for c, offered in value["calls"].items() if offered < wait_horizon}
-            if stale:
-                calls = {c: o for c, o in value["calls"].items() if c not in stale}
-                store[record_key] = {
-                    "calls": calls,
-                    OFFSET_FIELD: value.get(OFFSET_FIELD, offset),
-                    PARTITION_FIELD: partition,
-                }
-    for record_key in doomed:
-        del store[record_key]
-    return len(doomed)

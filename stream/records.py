@@ -11,8 +11,16 @@ Record families:
 | ``l`` | queue | calls waiting now (live set) | read model |
 | ``t`` | routing key | all-time totals (Prometheus counters) | read model |
 | ``g`` | agent | agent state changes | read model |
+| ``k`` | queue, bucket_us | contact facts for one minute (repeat-caller rule) | read model |
+| ``x`` | partition, bucket_us | accumulator of events with no queue (kb, customers) | read model |
+| ``xa`` | partition | all-time accumulator of those events (retention's base) | read model |
 | ``c`` | queue, call_id | one call's state | worker only |
+| ``tk`` | queue, ticket_id | one ticket's state | worker only |
 | ``d`` | event_id | seen non-call event (dedupe) | worker only |
+
+``x`` and ``xa`` are keyed by the partition that writes them: events without a queue have no
+record of their own to live in, and a record only its own partition writes keeps the offset
+fence exact (see ``stream.processor``).
 """
 
 from __future__ import annotations
@@ -27,10 +35,18 @@ BOUNDARY = "w"
 LIVE = "l"
 TOTALS = "t"
 AGENT = "g"
+CONTACTS = "k"
+CENTRE_BUCKET = "x"
+CENTRE_TOTALS = "xa"
 CALL = "c"
+TICKET = "tk"
 SEEN = "d"
 
-READ_MODEL_FAMILIES = frozenset({BUCKET, AGENT_BUCKET, BOUNDARY, LIVE, TOTALS, AGENT})
+READ_MODEL_FAMILIES = frozenset(
+    {BUCKET, AGENT_BUCKET, BOUNDARY, LIVE, TOTALS, AGENT, CONTACTS, CENTRE_BUCKET, CENTRE_TOTALS}
+)
+# Families keyed by a bucket start (last key part): they expire with the bucket retention.
+BUCKETED_FAMILIES = frozenset({BUCKET, AGENT_BUCKET, BOUNDARY, CONTACTS, CENTRE_BUCKET})
 
 # Fields every record carries for the worker: the source offset that last wrote it (the fence
 # that makes a replayed message a no-op for records it already reached) and its partition.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ SCHEMA_SUFFIX = ".schema.json"
 COMMON_SCHEMA = f"common{SCHEMA_SUFFIX}"
 SCHEMA_BASE_URI = "https://callpulse.dev/schemas/events/"
 MAX_NESTING = 64
+# No score or duration comes near this, and sums of millions of them stay finite: a bigger
+# finite number would overflow a bucket's sum to infinity, which JSON (the changelog) cannot hold.
+MAX_MAGNITUDE = 1e9
+# Names become parts of the state table's keys, joined by U+001F: a control character in one
+# could make two records share a key. No queue, call or agent name needs one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Schema strings that are names (the schemas' ``identifier``: 1 to 200 characters).
+_IDENTIFIER_MAX_LENGTH = 200
+_NAME_LISTS = ("queues",)
 
 _Check = Callable[[object], object]
 # A tuple, not ``dict | list``: building the union per call costs more than the check.
@@ -79,12 +89,13 @@ class EventValidator:
         if not schemas:
             raise ValueError(f"no event schemas (*{SCHEMA_SUFFIX}) in {directory}")
         handlers = {"https": _local_ref_handler(directory)}
-        self._rules: dict[str, tuple[_Check, tuple[str, ...]]] = {
+        self._rules: dict[str, tuple[_Check, tuple[str, ...], tuple[str, ...]]] = {
             event_type: (
                 fastjsonschema.compile(
                     schema, handlers=handlers, use_default=False, use_formats=False
                 ),
                 _number_fields(schema),
+                _name_fields(schema),
             )
             for event_type, schema in schemas.items()
         }
@@ -104,12 +115,16 @@ class EventValidator:
         event_type = candidate.get("type")
         if not isinstance(event_type, str) or (rules := self._rules.get(event_type)) is None:
             return _type_rejection(candidate)
-        check, number_fields = rules
+        check, number_fields, name_fields = rules
         try:
             check(candidate)
         except JsonSchemaValueException as exc:
             return schema_rejection(event_type, exc, candidate)
-        problem = _non_finite_field(candidate, number_fields) or _too_deep_field(candidate)
+        problem = (
+            _bad_number_field(candidate, number_fields)
+            or _control_character_field(candidate, name_fields)
+            or _too_deep_field(candidate)
+        )
         if problem:
             return Rejection(INVALID_VALUE, f"{event_type}: {problem}", event=candidate)
         return self._timed_event(event_type, candidate, now_us)
@@ -133,13 +148,27 @@ class EventValidator:
         return event
 
 
-def _non_finite_field(candidate: dict[Any, Any], number_fields: tuple[str, ...]) -> str:
+def _bad_number_field(candidate: dict[Any, Any], number_fields: tuple[str, ...]) -> str:
     # JSON cannot carry NaN or infinity, but Python callers can, and a NaN passes every range
     # check a schema can express.
     for name in number_fields:
         value = candidate.get(name)
         if isinstance(value, float) and not math.isfinite(value):
             return f"field '{name}' must be a finite number, got {value!r}"
+        if isinstance(value, int | float) and abs(value) > MAX_MAGNITUDE:
+            return f"field '{name}' must be between -{MAX_MAGNITUDE:g} and {MAX_MAGNITUDE:g}"
+    return ""
+
+
+def _control_character_field(candidate: dict[Any, Any], name_fields: tuple[str, ...]) -> str:
+    for name in name_fields:
+        value = candidate.get(name)
+        names = value if name in _NAME_LISTS and isinstance(value, list) else [value]
+        for one in names:
+            if isinstance(one, str) and _CONTROL.search(one):
+                return (
+                    f"field '{name}' must not contain control characters (U+0000 to U+001F, U+007F)"
+                )
     return ""
 
 
@@ -199,6 +228,19 @@ def _number_fields(schema: dict[str, Any]) -> tuple[str, ...]:
         if name != "ts"
         and "number" in _as_list(prop.get("type") if isinstance(prop, dict) else None)
     )
+
+
+def _name_fields(schema: dict[str, Any]) -> tuple[str, ...]:
+    """Fields holding names (queue, call, agent...), and lists of them (an agent's queues)."""
+    properties: dict[str, Any] = schema.get("properties", {})
+    names = []
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        shape = prop.get("items", {}) if name in _NAME_LISTS else prop
+        if shape.get("type") == "string" and shape.get("maxLength") == _IDENTIFIER_MAX_LENGTH:
+            names.append(name)
+    return tuple(names)
 
 
 def _as_list(value: object) -> list[object]:

@@ -17,7 +17,8 @@ from typing import Any, cast
 import faust
 import orjson
 
-from callpulse.kafka import producer_acks
+from callpulse.kafka import faust_credentials, producer_acks
+from callpulse.pseudonym import DEV_KEY, Pseudonymiser, pseudonymiser_for, pseudonymiser_for_key
 from callpulse.settings import Settings
 from stream.decode import Rejection, decode_message
 from stream.kpi.config import CentreConfig
@@ -40,6 +41,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store=settings.store,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -63,6 +65,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
     state = app.Table(settings.state_table, default=None, partitions=settings.partitions)
     validator = EventValidator(max_past_s=settings.retention_s, max_future_s=settings.max_future_s)
+    pseudonymiser = pseudonymiser_for(settings)
     processor = MessageProcessor(
         centre,
         Retention(
@@ -79,7 +82,9 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             settings.ingest_batch_max, within=settings.ingest_batch_within_s
         )
         async for batch in batches:
-            routed_events, rejections = _validate_batch(validator, [e.value for e in batch])
+            routed_events, rejections = _validate_batch(
+                validator, [e.value for e in batch], pseudonymiser
+            )
             for key, events in routed_events.items():
                 for start in range(0, len(events), FORWARD_CHUNK):
                     await routed.send(
@@ -107,21 +112,26 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
 
 
 def _validate_batch(
-    validator: EventValidator, values: list[Any]
+    validator: EventValidator, values: list[Any], pseudonymiser: Pseudonymiser | None = None
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Rejection]]:
-    """Valid events grouped by routing key, in arrival order; and the rejections."""
+    """Valid events grouped by routing key, in arrival order; and the rejections.
+
+    Callers are pseudonymised in both (producers may write raw ones to the input topic);
+    without a pseudonymiser, the public development key's.
+    """
+    pseudonymise = pseudonymiser or pseudonymiser_for_key(DEV_KEY)
     grouped: dict[str, list[dict[str, Any]]] = {}
     rejections: list[Rejection] = []
     received_us = now_us()
     for value in values:
         candidates, bad = decode_message(value)
-        rejections.extend(bad)
+        rejections.extend(pseudonymise.rejection(r) for r in bad)
         for index, candidate in candidates:
             result = validator.validate(candidate, now_us=received_us)
             if isinstance(result, Rejection):
-                rejections.append(replace(result, index=index))
+                rejections.append(pseudonymise.rejection(replace(result, index=index)))
             else:
-                grouped.setdefault(routing_key(result), []).append(result)
+                grouped.setdefault(routing_key(result), []).append(pseudonymise.event(result))
     return grouped, rejections
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
+from callpulse.pseudonym import pseudonymiser_for
 from stream.decode import Rejection, decode_body
 from stream.kpi.timeutil import US_PER_S
 
@@ -48,13 +49,16 @@ async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     candidates, rejections = decode_body(body, ndjson=content_type in NDJSON_TYPES)
     now_s = time.time()
+    # Callers are pseudonymised before anything is published: no raw caller reaches a topic.
+    pseudonymise = pseudonymiser_for(services.settings)
     accepted: list[dict[str, Any]] = []
     for index, candidate in candidates:
         result = services.validator.validate(candidate, now_us=int(now_s * US_PER_S))
         if isinstance(result, Rejection):
             rejections.append(replace(result, index=index))
         else:
-            accepted.append(candidate)  # type: ignore[arg-type]  # validated: an object
+            accepted.append(pseudonymise.event(candidate))  # type: ignore[arg-type]  # an object
+    rejections = [pseudonymise.rejection(r) for r in rejections]
     if services.publisher is None:
         raise HTTPException(503, "ingest is not connected to Kafka")
     await services.publisher.publish(accepted, rejections, now_s=now_s)

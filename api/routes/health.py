@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.auth import metrics_access
 from api.deps import ServicesDep
 
 router = APIRouter(tags=["operations"])
@@ -30,6 +31,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[Depends(metrics_access)],  # open unless CALLPULSE_METRICS_AUTH=true
+)
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import (
     AtQuery,
@@ -21,6 +21,29 @@ from stream.kpi.windows import local_midnight_us
 router = APIRouter(prefix="/v1", tags=["kpis"])
 
 MAX_INTERVAL_SPAN_S = 8 * 86400
+COMPARISONS = ("previous", "last_week")
+
+CompareQuery = Annotated[
+    str | None,
+    Query(
+        description="Add the same figures for `previous` (the window before; for `today`, "
+        "yesterday to the same time) and/or `last_week` (the same window 7 days before), "
+        "comma-separated, under `compare`",
+        examples=["previous", "previous,last_week"],
+    ),
+]
+
+
+def compare_param(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    unknown = [name for name in names if name not in COMPARISONS]
+    if unknown or not names:
+        raise HTTPException(
+            422, f"query parameter 'compare' must be {' or '.join(COMPARISONS)} (comma-separated)"
+        )
+    return names
 
 
 @router.get("/kpis", summary="Every queue's KPIs and the whole-centre total")
@@ -29,8 +52,11 @@ async def centre_kpis(
     window: WindowQuery = "15m",
     at: AtQuery = None,
     threshold_s: ThresholdQuery = None,
+    compare: CompareQuery = None,
 ) -> dict[str, Any]:
-    return reader.centre_kpis(window, time_param("at", at), threshold_param(threshold_s))
+    return reader.centre_kpis(
+        window, time_param("at", at), threshold_param(threshold_s), compare_param(compare)
+    )
 
 
 @router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window")
@@ -40,9 +66,12 @@ async def queue_kpis(
     window: WindowQuery = "15m",
     at: AtQuery = None,
     threshold_s: ThresholdQuery = None,
+    compare: CompareQuery = None,
 ) -> dict[str, Any]:
     _known(reader, queue)
-    return reader.queue_kpis(queue, window, time_param("at", at), threshold_param(threshold_s))
+    return reader.queue_kpis(
+        queue, window, time_param("at", at), threshold_param(threshold_s), compare_param(compare)
+    )
 
 
 @router.get("/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals")

@@ -1,4 +1,5 @@
-"""Server-Sent Events: KPI snapshots pushed to wallboards as the figures change."""
+"""Server-Sent Events: KPI snapshots pushed to wallboards as the figures change, and alert
+transitions (``alert`` events) as they happen."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ KEEPALIVE_S = 15.0
 
 @router.get(
     "/stream",
-    summary="Server-Sent Events: `kpis` snapshots as figures change",
+    summary="Server-Sent Events: `kpis` snapshots as figures change, `alert` transitions",
     response_class=StreamingResponse,
 )
 async def stream(
@@ -38,10 +39,14 @@ async def stream(
 
     async def events() -> AsyncIterator[bytes]:
         seen_version = -1
+        seen_alert = services.alerts.sequence if services.alerts else 0
         idle_s = 0.0
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
             model = services.model
+            alerts, seen_alert = _alerts_since(services, seen_alert, wanted)
+            for transition in alerts:
+                yield _sse("alert", transition)
             if model.version != seen_version:
                 seen_version = model.version
                 idle_s = 0.0
@@ -68,6 +73,17 @@ def _snapshot(
     if wanted is not None:
         snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
     return snapshot
+
+
+def _alerts_since(
+    services: ServicesDep, sequence: int, wanted: set[str] | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Alert transitions (api/alerts) after ``sequence`` for the wanted queues, and the
+    sequence reached. A client learns the alerts already active from ``GET /v1/alerts``."""
+    if services.alerts is None:
+        return [], sequence
+    new = services.alerts.since(sequence)
+    return [t for t in new if wanted is None or t["queue"] in wanted], services.alerts.sequence
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:

@@ -133,6 +133,21 @@ class Simulation:
         delay_us = self._reported_until_us - self._now_us  # > 0 only before the first advance
         self._schedule(delay_us, partial(self._bench_agents, queue, factor))
 
+    def restaff(self, queue: str) -> None:
+        """Bring back the agents ``understaff(queue, ...)`` logged out: they log in again (and
+        take waiting calls) at the current simulated time."""
+        if queue not in self._queues:
+            raise ValueError(f"unknown queue {queue!r}")
+        delay_us = self._reported_until_us - self._now_us
+        self._schedule(delay_us, partial(self._unbench_agents, queue))
+
+    def _unbench_agents(self, queue: str) -> None:
+        for agent in self._agents:
+            if agent.benched and queue in agent.profile.queues:
+                agent.benched = False
+                if agent.state == "logged_out":
+                    self._resume(agent)  # still busy: it simply stays on when its call ends
+
     # -- agenda and emission -----------------------------------------------------------------
 
     def _schedule(self, delay_us: int, action: Action) -> None:
@@ -383,6 +398,8 @@ class Simulation:
     def _resume(self, agent: _Agent) -> None:
         if agent.benched:
             return  # understaff() logged it out meanwhile, for good
+        if agent.state not in ("paused", "logged_out"):
+            return  # a pause's timer outlived it: restaff() brought the agent back already
         self._become_free(agent)
         work_us = self._spread_us(self._centre.mean_work_between_pauses_s)
         self._schedule(work_us, partial(self._pause_due, agent))

@@ -37,12 +37,15 @@ async def run_simulator(
     acks: int | str = 1,
     batch_max: int = 500,
     clock: Callable[[], float] = time.time,
+    on_live_tick: Callable[[Simulation, float], None] | None = None,
 ) -> int:
     """Produce simulated traffic into ``topic``; returns the number of events produced.
 
     Simulated time starts at ``clock() - backfill_s``. After the backfill it moves at ``speed``
     simulated seconds per wall second, capped at the wall clock (so a speed above 1 only makes up
-    a lag). ``duration_s`` counts wall seconds from the call, backfill included. Stops when
+    a lag). ``duration_s`` counts wall seconds from the call, backfill included. Once live,
+    ``on_live_tick(simulation, live_s)`` runs before each step (e.g. to understaff a queue on
+    purpose, ``understaff.UnderstaffPlan``). Stops when
     ``stop`` is set, at the deadline or on cancellation; the Kafka producer is always stopped.
     """
     if speed <= 0 or batch_max < 1:
@@ -63,7 +66,9 @@ async def run_simulator(
     await sender.producer.start()
     try:
         await _backfill(simulation, sender, clock, finished)
-        await _follow_wall_clock(simulation, sender, clock, speed, finished, stop, deadline_s)
+        await _follow_wall_clock(
+            simulation, sender, clock, speed, finished, stop, deadline_s, on_live_tick
+        )
     finally:
         await sender.producer.stop()
     return sender.produced
@@ -92,10 +97,13 @@ async def _follow_wall_clock(
     finished: Callable[[], bool],
     stop: asyncio.Event,
     deadline_s: float | None,
+    on_live_tick: Callable[[Simulation, float], None] | None = None,
 ) -> None:
     anchor_sim_us, anchor_wall_s = simulation.now_us, clock()
     while True:
         wall_s = clock()
+        if on_live_tick is not None:
+            on_live_tick(simulation, wall_s - anchor_wall_s)
         target_us = anchor_sim_us + _us((wall_s - anchor_wall_s) * speed)
         await sender.send(simulation.advance(min(target_us, _us(wall_s))))
         if finished():

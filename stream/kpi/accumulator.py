@@ -70,8 +70,30 @@ _COUNTERS = (
     "ces_responses",
     "resolutions",
     "first_contact_resolutions",
+    "esat_responses",
+    "kb_reads",
+    "kb_timed_reads",
+    "tickets_opened",
+    "tickets_resolved",
+    "tickets_resolve_timed",
+    "ticket_contacts_n",
+    "customers_acquired",
+    "customers_churned",
 )
-_SUMS = ("talk_s_sum", "hold_s_sum", "acw_s_sum", "ces_score_sum")
+_SUMS = (
+    "talk_s_sum",
+    "hold_s_sum",
+    "acw_s_sum",
+    "ces_score_sum",
+    "esat_score_sum",
+    "kb_read_s_sum",
+    "ticket_resolve_s_sum",
+    "ticket_contacts_sum",
+)
+# Keyed sums: name -> {key: [count, sum, ...]} (SERVQUAL per dimension: [n, perception,
+# expectation]; first response per channel: [n, seconds]).
+_KEYED = ("servqual", "first_response")
+SERVQUAL_DIMENSIONS = ("tangibles", "reliability", "responsiveness", "assurance", "empathy")
 
 
 @dataclass(slots=True)
@@ -98,6 +120,21 @@ class KpiAccumulator:
     ces_score_sum: float = 0.0
     resolutions: int = 0
     first_contact_resolutions: int = 0
+    esat_responses: int = 0
+    esat_score_sum: float = 0.0
+    kb_reads: int = 0
+    kb_timed_reads: int = 0
+    kb_read_s_sum: float = 0.0
+    tickets_opened: int = 0
+    tickets_resolved: int = 0
+    tickets_resolve_timed: int = 0
+    ticket_resolve_s_sum: float = 0.0
+    ticket_contacts_n: int = 0
+    ticket_contacts_sum: float = 0.0
+    customers_acquired: int = 0
+    customers_churned: int = 0
+    servqual: dict[str, list[float]] = field(default_factory=dict)
+    first_response: dict[str, list[float]] = field(default_factory=dict)
 
     def add_ended(self, talk_s: float, hold_s: float) -> None:
         self.ended += 1
@@ -127,6 +164,31 @@ class KpiAccumulator:
         elif survey == "ces":
             self.ces_responses += 1
             self.ces_score_sum += score
+        elif survey == "esat":
+            self.esat_responses += 1
+            self.esat_score_sum += score
+
+    def add_servqual(self, dimension: str, perception: float, expectation: float) -> None:
+        _add_keyed(self.servqual, dimension, (1.0, perception, expectation))
+
+    def add_kb_read(self, read_s: float | None) -> None:
+        self.kb_reads += 1
+        if read_s is not None:
+            self.kb_timed_reads += 1
+            self.kb_read_s_sum += read_s
+
+    def add_first_response(self, channel: str, response_s: float) -> None:
+        _add_keyed(self.first_response, channel, (1.0, response_s))
+
+    def add_ticket_resolved(self, contacts: int | None) -> None:
+        self.tickets_resolved += 1
+        if contacts is not None:
+            self.ticket_contacts_n += 1
+            self.ticket_contacts_sum += contacts
+
+    def add_time_to_resolve(self, resolve_s: float) -> None:
+        self.tickets_resolve_timed += 1
+        self.ticket_resolve_s_sum += resolve_s
 
     def add_resolution(self, *, resolved: bool, first_contact: bool | None) -> None:
         self.resolutions += 1
@@ -138,11 +200,17 @@ class KpiAccumulator:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.answered_waits.merge(other.answered_waits)
         self.abandoned_waits.merge(other.abandoned_waits)
+        for name in _KEYED:
+            mine: dict[str, list[float]] = getattr(self, name)
+            for key, values in getattr(other, name).items():
+                _add_keyed(mine, key, values)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS + _SUMS}
         data["answered_waits"] = self.answered_waits.to_json()
         data["abandoned_waits"] = self.abandoned_waits.to_json()
+        for name in _KEYED:
+            data[name] = {key: list(values) for key, values in getattr(self, name).items()}
         return data
 
     @classmethod
@@ -150,7 +218,19 @@ class KpiAccumulator:
         acc = cls(**{name: data.get(name, 0) for name in _COUNTERS + _SUMS})
         acc.answered_waits = WaitStats.from_json(data["answered_waits"])
         acc.abandoned_waits = WaitStats.from_json(data["abandoned_waits"])
+        for name in _KEYED:  # absent in records written before the catalogue
+            keyed = data.get(name) or {}
+            setattr(acc, name, {key: list(values) for key, values in keyed.items()})
         return acc
+
+
+def _add_keyed(target: dict[str, list[float]], key: str, values: Any) -> None:
+    """Add ``values`` element-wise into ``target[key]``, never mutating a shared list."""
+    current = target.get(key)
+    if current is None:
+        target[key] = list(values)
+    else:
+        target[key] = [a + b for a, b in zip(current, values, strict=True)]
 
 
 def merged(accumulators: Any) -> KpiAccumulator:
@@ -161,7 +241,7 @@ def merged(accumulators: Any) -> KpiAccumulator:
     return total
 
 
-assert {f.name for f in fields(KpiAccumulator)} == set(_COUNTERS + _SUMS) | {
+assert {f.name for f in fields(KpiAccumulator)} == set(_COUNTERS + _SUMS + _KEYED) | {
     "answered_waits",
     "abandoned_waits",
 }, "every field must merge and serialise"

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.config import QueueConfig
+from stream.kpi.contacts import ContactFacts
 from stream.kpi.timeutil import US_PER_S
 
 CallState = dict[str, Any]
@@ -29,6 +30,8 @@ class BucketSink(Protocol):
     def queue_bucket(self, ts_us: int) -> KpiAccumulator: ...
 
     def agent_bucket(self, agent_id: str, ts_us: int) -> KpiAccumulator: ...
+
+    def contact_facts(self, ts_us: int) -> ContactFacts: ...
 
     def waiting_started(self, call_id: str, offered_us: int) -> None: ...
 
@@ -77,9 +80,10 @@ def apply_call_event(state: CallState, event: Event, sink: BucketSink, config: Q
         sink.agent_bucket(event["agent_id"], ts_us).add_wrapup(acw_s)
     elif kind == "call.resolved" and not state["res"]:
         state["res"] = True
-        sink.queue_bucket(ts_us).add_resolution(
-            resolved=bool(event["resolved"]), first_contact=event.get("first_contact")
-        )
+        resolved, first_contact = bool(event["resolved"]), event.get("first_contact")
+        sink.queue_bucket(ts_us).add_resolution(resolved=resolved, first_contact=first_contact)
+        flag = first_contact if isinstance(first_contact, bool) else None
+        sink.contact_facts(ts_us).resolved[state["cid"]] = [ts_us, resolved, flag]
     _emit_waits(state, sink, config)
     return True
 
@@ -89,6 +93,9 @@ def _on_offered(state: CallState, event: Event, sink: BucketSink) -> None:
         return  # a second offer of the same call to the same queue: a resend with a new id
     state["off"] = event["ts_us"]
     sink.queue_bucket(event["ts_us"]).offered += 1
+    caller = event.get("caller")
+    if isinstance(caller, str):  # the repeat-caller rule needs it (stream.kpi.contacts)
+        sink.contact_facts(event["ts_us"]).offered[state["cid"]] = [event["ts_us"], caller]
 
 
 def _on_wait_outcome(state: CallState, event: Event, sink: BucketSink, key: str) -> None:
@@ -101,6 +108,7 @@ def _on_wait_outcome(state: CallState, event: Event, sink: BucketSink, key: str)
     if key == "ans":
         bucket.answered += 1
         sink.agent_bucket(event["agent_id"], ts_us).answered += 1
+        sink.contact_facts(ts_us).answered[state["cid"]] = ts_us
     elif key == "abn":
         bucket.abandoned += 1
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.kpi.accumulator import KpiAccumulator
+from stream.kpi.accumulator import SERVQUAL_DIMENSIONS, KpiAccumulator
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -116,4 +116,47 @@ def agent_figures(acc: KpiAccumulator) -> dict[str, Any]:
         "ended": acc.ended,
         "transferred": acc.transferred,
         "csat": ratio(acc.csat_satisfied, acc.csat_responses),
+        "esat": ratio(acc.esat_score_sum, acc.esat_responses),
     }
+
+
+def servqual_gaps(acc: KpiAccumulator) -> dict[str, float | None]:
+    """Per dimension: mean perception - mean expectation (None: no response for it)."""
+    gaps: dict[str, float | None] = dict.fromkeys(SERVQUAL_DIMENSIONS)
+    for dimension, (count, perception, expectation) in sorted(acc.servqual.items()):
+        gaps[dimension] = (perception - expectation) / count if count else None
+    return gaps
+
+
+def first_response_by_channel(acc: KpiAccumulator) -> dict[str, float | None]:
+    return {
+        channel: ratio(total_s, count)
+        for channel, (count, total_s) in sorted(acc.first_response.items())
+    }
+
+
+def catalogue_figures(acc: KpiAccumulator) -> dict[str, Any]:
+    """The KPIS.md figures beyond the queue-traffic ones that come from one accumulator."""
+    responses = sum(count for count, _ in acc.first_response.values())
+    response_s = sum(total for _, total in acc.first_response.values())
+    return {
+        "esat": ratio(acc.esat_score_sum, acc.esat_responses),
+        "servqual": servqual_gaps(acc),
+        "kb_reads": acc.kb_reads,
+        "avg_kb_read_s": ratio(acc.kb_read_s_sum, acc.kb_timed_reads),
+        "kb_reads_per_call": ratio(acc.kb_reads, acc.offered),
+        "tickets_opened": acc.tickets_opened,
+        "tickets_resolved": acc.tickets_resolved,
+        "avg_time_to_resolve_s": ratio(acc.ticket_resolve_s_sum, acc.tickets_resolve_timed),
+        "avg_first_response_s": ratio(response_s, responses),
+        "first_response_by_channel": first_response_by_channel(acc),
+    }
+
+
+def contacts_per_resolution(
+    acc: KpiAccumulator, call_contacts_sum: int, call_contacts_n: int
+) -> float | None:
+    """Mean ``contacts`` of resolved tickets; without any, contacts per caller until resolved."""
+    if acc.ticket_contacts_n:
+        return acc.ticket_contacts_sum / acc.ticket_contacts_n
+    return ratio(call_contacts_sum, call_contacts_n)

@@ -64,6 +64,9 @@ def snapshot(model: ReadModel) -> dict[str, Any]:
             "agents": model.agents,
             "routing": model.routing,
             "invalid": model.invalid_by_reason,
+            "centre_buckets": model.centre_buckets,
+            "centre_totals": model.centre_totals,
+            "callers": model.callers,
         }
     )
 
@@ -201,11 +204,11 @@ def test_applying_a_record_twice_changes_nothing_but_the_version(
     assert snapshot(model) == before
 
 
-def expire_four_days_later(store: ChangelogStore) -> list[tuple[str, Any]]:
-    """Run the worker's retention four days on; the changelog records it writes."""
+def expire_nine_days_later(store: ChangelogStore) -> list[tuple[str, Any]]:
+    """Run the worker's retention nine days on; the changelog records it writes."""
     seen = len(store.log)
-    four_days_later = T0_US + s(4 * 86400)
-    MessageProcessor(CENTRE).process(store, [], offset=99, partition=0, now_us=four_days_later)
+    nine_days_later = T0_US + s(9 * 86400)  # past the 8-day retention
+    MessageProcessor(CENTRE).process(store, [], offset=99, partition=0, now_us=nine_days_later)
     return store.log[seen:]
 
 
@@ -213,7 +216,7 @@ def test_expired_state_leaves_the_model_through_tombstones() -> None:
     store = run_worker(scenario_events(), now_us=T0_US + s(3600))
     model = ReadModel()
     feed(model, store.log)
-    expiry = expire_four_days_later(store)
+    expiry = expire_nine_days_later(store)
     assert [k for k, v in expiry if v is None], "retention deleted nothing"
     feed(model, expiry)
     sales = model.queues["sales"]
@@ -232,7 +235,7 @@ def test_replicas_agree_on_agents_whose_buckets_expired() -> None:
     store = run_worker(scenario_events(), now_us=T0_US + s(3600))
     lived_through = ReadModel()
     feed(lived_through, store.log)
-    feed(lived_through, expire_four_days_later(store))
+    feed(lived_through, expire_nine_days_later(store))
     started_after = _fed(compacted(store))
     assert reader(started_after).agent_kpis("a5", "today", AT_1010) is None
     assert reader(lived_through).agent_kpis("a5", "today", AT_1010) is None

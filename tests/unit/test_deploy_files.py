@@ -28,6 +28,7 @@ from jsonschema import Draft202012Validator
 from api.routes.health import router as health_router
 from callpulse.cli import cli
 from callpulse.settings import Settings
+from callpulse.tokens import entry_for, new_token
 from stream import validation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,27 @@ def service_env(service: dict[str, Any]) -> dict[str, str]:
         pairs = (item.partition("=") for item in environment)
         return {name: value for name, _, value in pairs}
     return {name: "" if value is None else str(value) for name, value in environment.items()}
+
+
+# Values for the variables docker-compose.yml takes from the shell or .env, as a user sets them.
+COMPOSE_INPUTS = {
+    "CALLPULSE_TOKENS": entry_for(new_token(), ["read", "ingest"]).line,
+    "CALLPULSE_PSEUDONYM_KEY": "a-long-random-key-only-for-this-test-0123456789",
+}
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: str, inputs: dict[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}`` with ``inputs``."""
+
+    def one(match: re.Match[str]) -> str:
+        name, mode, rest = match.groups()
+        if name in inputs:
+            return inputs[name]
+        assert mode != "?", f"${{{name}}} is required: {rest}"
+        return rest if mode == "-" else ""
+
+    return INTERPOLATION.sub(one, value)
 
 
 def env_names_anywhere(node: Any) -> set[str]:
@@ -203,12 +225,42 @@ def assert_real_callpulse_command(argv: list[str], where: str) -> None:
 
 
 def test_compose_has_the_services_of_the_design() -> None:
-    assert {"kafka", "worker", "api", "prometheus", "simulator"} <= set(SERVICES)
-    assert [service_argv(SERVICES[name])[1] for name in ("worker", "api", "simulator")] == [
-        "worker",
-        "api",
-        "simulate",
-    ]
+    assert {
+        "kafka", "worker-1", "worker-2", "api", "prometheus", "alertmanager", "grafana",
+        "simulator",
+    } <= set(SERVICES)  # fmt: skip
+    commands = {name: service_argv(SERVICES[name])[1] for name in OWN_SERVICES}
+    assert sorted(commands.values()) == ["api", "simulate", "worker", "worker"], commands
+
+
+def test_secrets_come_from_the_user_and_are_required() -> None:
+    """No token or key is committed, and `docker compose up` stops early without them."""
+    for name in OWN_SERVICES:
+        env = service_env(SERVICES[name])
+        for variable in ("CALLPULSE_TOKENS", "CALLPULSE_PSEUDONYM_KEY"):
+            if variable in env:
+                assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env[variable]), (
+                    f"{name}: {variable} must be ${{{variable}:?...}}, not {env[variable]!r}"
+                )
+    assert "CALLPULSE_TOKENS" in service_env(SERVICES["api"])
+    assert "CALLPULSE_INSECURE" not in env_names_anywhere(COMPOSE)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("${X:-dflt}", "dflt"),  # unset with a default
+        ("a${X}b", "ab"),  # unset without one: empty, as compose does
+        ("${CALLPULSE_TOKENS:?set it}", COMPOSE_INPUTS["CALLPULSE_TOKENS"]),  # set by the user
+    ],
+)
+def test_interpolation_follows_compose(value: str, expected: str) -> None:
+    assert interpolate(value, COMPOSE_INPUTS) == expected
+
+
+def test_interpolation_refuses_a_missing_required_value() -> None:
+    with pytest.raises(AssertionError, match="required"):
+        interpolate("${NOPE:?set NOPE}", {})
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -241,7 +293,7 @@ def test_every_callpulse_value_is_accepted_by_the_settings(
     for variable in [key for key in os.environ if key.startswith(ENV_PREFIX)]:
         monkeypatch.delenv(variable)
     env = {
-        key: value
+        key: interpolate(value, COMPOSE_INPUTS)
         for key, value in service_env(SERVICES[name]).items()
         if key.startswith(ENV_PREFIX)
     }
@@ -289,7 +341,9 @@ def test_kafka_is_a_complete_kraft_single_node() -> None:
     ), "log dir not on a volume"
 
 
-@pytest.mark.parametrize("name", ["kafka", "api", "prometheus"])
+@pytest.mark.parametrize(
+    "name", [name for name in sorted(SERVICES) if "profiles" not in SERVICES[name]]
+)
 def test_healthchecks_are_present(name: str) -> None:
     assert healthcheck_text(SERVICES[name]), f"{name}: no healthcheck"
 
@@ -345,7 +399,8 @@ def test_simulator_runs_only_under_its_profile() -> None:
 
 
 def test_rocksdb_store_only_with_the_rocksdb_extra() -> None:
-    installs_extra = "rocksdb]" in DOCKERFILE.read_text(encoding="utf-8")
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    installs_extra = "rocksdb]" in text or "['rocksdb']" in text
     for name in OWN_SERVICES:
         store = service_env(SERVICES[name]).get("CALLPULSE_STORE", "memory://")
         assert installs_extra or not store.startswith("rocksdb:"), (

@@ -104,7 +104,7 @@ def test_short_abandon_is_strictly_less_than_the_threshold(
         ("nps", 0, None, {"nps_responses": 1, "nps_detractors": 1}),  # lowest score
         ("nps", 1, 10, {"nps_responses": 1, "nps_detractors": 1}),  # 1-10 scale accepted
         ("ces", 3, None, {"ces_responses": 1, "ces_score_sum": 3.0}),  # effort score summed
-        ("esat", 5, None, {}),  # agent survey: not a customer figure here
+        ("esat", 5, None, {"esat_responses": 1, "esat_score_sum": 5.0}),  # an agent's own score
         ("servqual", 5, None, {}),  # servqual: not in the accumulator
     ],
 )
@@ -260,7 +260,11 @@ def test_from_json_reads_a_missing_counter_as_zero() -> None:
     assert KpiAccumulator.from_json(data).first_contact_resolutions == 0
 
 
+KEYED = ("servqual", "first_response")  # per dimension / channel: empty mappings
+
+
 def test_empty_accumulator_json() -> None:
     data = KpiAccumulator().to_json()
     assert data["answered_waits"] == {"n": 0, "sum": 0.0, "max": None, "hist": {}}
-    assert all(v == 0 for k, v in data.items() if not k.endswith("_waits"))
+    assert all(v == 0 for k, v in data.items() if not k.endswith("_waits") and k not in KEYED)
+    assert all(data[k] == {} for k in KEYED)

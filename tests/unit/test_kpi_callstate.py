@@ -18,6 +18,7 @@ from stream.kpi.callstate import (
     new_call_state,
 )
 from stream.kpi.config import QueueConfig
+from stream.kpi.contacts import ContactFacts
 from stream.kpi.timeutil import BUCKET_US, US_PER_S, bucket_start_us
 
 T0_US = 1_709_287_200 * US_PER_S  # 2024-03-01T10:00:00Z, a bucket boundary
@@ -34,12 +35,16 @@ class RecordingSink:
         self.agents: dict[tuple[str, int], KpiAccumulator] = {}
         self.started: list[tuple[str, int]] = []
         self.ended: list[tuple[str, int, int]] = []
+        self.facts: dict[int, ContactFacts] = {}
 
     def queue_bucket(self, ts_us: int) -> KpiAccumulator:
         return self.queue.setdefault(bucket_start_us(ts_us), KpiAccumulator())
 
     def agent_bucket(self, agent_id: str, ts_us: int) -> KpiAccumulator:
         return self.agents.setdefault((agent_id, bucket_start_us(ts_us)), KpiAccumulator())
+
+    def contact_facts(self, ts_us: int) -> ContactFacts:
+        return self.facts.setdefault(bucket_start_us(ts_us), ContactFacts())
 
     def waiting_started(self, call_id: str, offered_us: int) -> None:
         self.started.append((call_id, offered_us))

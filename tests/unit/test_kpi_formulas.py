@@ -314,6 +314,7 @@ def test_agent_figures_by_hand() -> None:
     acc.add_wrapup(20.0)
     acc.add_survey("csat", 5, None)
     acc.add_survey("csat", 2, None)
+    acc.add_survey("esat", 4, None)  # the agent's own satisfaction
     assert agent_figures(acc) == {
         "answered": 2,
         "aht_s": (180.0 + 30.0) / 2 + 20.0,
@@ -323,4 +324,5 @@ def test_agent_figures_by_hand() -> None:
         "ended": 2,
         "transferred": 1,
         "csat": 0.5,
+        "esat": 4.0,
     }

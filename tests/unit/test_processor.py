@@ -459,7 +459,8 @@ def _two_partitions() -> Store:
         (2 * HOUR_US, set()),  # exactly 2 h: finished calls and seen marks still kept
         (2 * HOUR_US + s(1), {"c:finished", "d"}),  # past 2 h: finished calls, seen marks
         (6 * HOUR_US + s(1), {"c:finished", "c:waiting", "d"}),  # past 6 h: waiting call too
-        (3 * DAY_US + s(200), {"c:finished", "c:waiting", "d", "b", "ba", "w"}),  # buckets too
+        (8 * DAY_US - s(140) - 1, {"c:finished", "c:waiting", "d"}),  # 10:00 bucket: 8 days - 1 µs
+        (8 * DAY_US + s(200), {"c:finished", "c:waiting", "d", "b", "ba", "w", "k"}),  # buckets
     ],
 )
 def test_expiry_deletes_old_state_of_its_own_partition_only(age_us: int, gone: set[str]) -> None:
@@ -508,7 +509,7 @@ def test_process_expires_at_most_once_a_minute_per_partition() -> None:
     old: Store = {}
     process(old, FIRST_MESSAGE, offset=1, now_us=T0_US + s(140))
     processor = MessageProcessor(CentreConfig())
-    now_us = T0_US + 4 * DAY_US
+    now_us = T0_US + 9 * DAY_US  # past the 8-day bucket retention
     store: Store = {}
     process(store, [], offset=1, now_us=now_us, processor=processor)  # first: runs, finds nothing
     store.update(copy.deepcopy(old))

@@ -1,0 +1,179 @@
+"""Repeat callers: first-contact resolution, repeat rate and contacts to resolution.
+
+Whether a call is a repeat depends on the same caller's other calls, in any queue, before and
+after it: a join across queues and time that no per-queue counter can hold. So the worker keeps
+per (queue, minute) the small facts the join needs (which calls were offered, by which caller;
+which were answered; which were resolved, and how), in the minute of each fact's own event time,
+and the read side joins them when asked. Every fact is written once per call on the queue's own
+partition (the call's state decides), so the crash-safety rules of the processor hold unchanged.
+
+Definitions (docs/SEMANTICS.md "Resolution"): a call's *contact time* is its earliest offer in
+any queue; the same ``call_id`` in two queues (a transfer) is one contact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CallKey = tuple[str, str]  # (queue, call_id)
+
+
+@dataclass(slots=True)
+class ContactFacts:
+    """One queue's facts for one minute: offers (with caller), answers, resolutions."""
+
+    offered: dict[str, list[Any]] = field(default_factory=dict)  # call_id -> [ts_us, caller]
+    answered: dict[str, int] = field(default_factory=dict)  # call_id -> ts_us
+    resolved: dict[str, list[Any]] = field(default_factory=dict)  # call_id -> [ts_us, ok, fc]
+
+    def merge(self, other: ContactFacts) -> None:
+        # Each fact is emitted once per call: a union, the first value seen stays.
+        for call_id, offer in other.offered.items():
+            self.offered.setdefault(call_id, offer)
+        for call_id, answered_us in other.answered.items():
+            self.answered.setdefault(call_id, answered_us)
+        for call_id, resolution in other.resolved.items():
+            self.resolved.setdefault(call_id, resolution)
+
+    def __bool__(self) -> bool:
+        return bool(self.offered or self.answered or self.resolved)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "off": {c: list(v) for c, v in self.offered.items()},
+            "ans": dict(self.answered),
+            "res": {c: list(v) for c, v in self.resolved.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContactFacts:
+        return cls(
+            {c: list(v) for c, v in data.get("off", {}).items()},
+            dict(data.get("ans", {})),
+            {c: list(v) for c, v in data.get("res", {}).items()},
+        )
+
+
+@dataclass(slots=True)
+class CallerIndex:
+    """Every offered call with a caller, by caller: the read side's join table."""
+
+    calls: dict[CallKey, tuple[str, int]] = field(default_factory=dict)
+    by_caller: dict[str, dict[CallKey, int]] = field(default_factory=dict)
+
+    def add(self, call: CallKey, caller: str, offered_us: int) -> None:
+        self.remove(call)
+        self.calls[call] = (caller, offered_us)
+        self.by_caller.setdefault(caller, {})[call] = offered_us
+
+    def remove(self, call: CallKey) -> None:
+        known = self.calls.pop(call, None)
+        if known is None:
+            return
+        calls = self.by_caller.get(known[0], {})
+        calls.pop(call, None)
+        if not calls:
+            self.by_caller.pop(known[0], None)
+
+    def replace_facts(self, queue: str, old: ContactFacts | None, new: ContactFacts | None) -> None:
+        """Keep the index equal to the union of every stored minute's offers."""
+        for call_id in old.offered if old else ():
+            if new is None or call_id not in new.offered:
+                self.remove((queue, call_id))
+        for call_id, (offered_us, caller) in (new.offered if new else {}).items():
+            self.add((queue, call_id), caller, offered_us)
+
+    def caller_of(self, call: CallKey) -> tuple[str, int] | None:
+        return self.calls.get(call)
+
+    def contact_times(self, caller: str) -> dict[str, int]:
+        """call_id -> contact time (earliest offer in any queue) of one caller's calls."""
+        times: dict[str, int] = {}
+        for (_, call_id), offered_us in self.by_caller.get(caller, {}).items():
+            if call_id not in times or offered_us < times[call_id]:
+                times[call_id] = offered_us
+        return times
+
+
+@dataclass(slots=True)
+class ResolutionCounts:
+    """Additive counts behind the resolution figures of one queue (or the centre) and window."""
+
+    resolutions: int = 0
+    first_contact: int = 0
+    provisional: int = 0  # first-contact by the repeat rule, with its window still open
+    answered_known: int = 0  # answered calls in the window (denominator of the repeat rate)
+    answered_repeat: int = 0
+    contacts_calls: int = 0  # resolved calls with a caller (contacts to resolution, calls)
+    contacts_sum: int = 0
+
+    def merge(self, other: ResolutionCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _other_contacts(index: CallerIndex, call: CallKey) -> tuple[int, list[int]] | None:
+    """The call's own contact time and the contact times of the caller's other calls."""
+    known = index.caller_of(call)
+    if known is None:
+        return None
+    times = index.contact_times(known[0])
+    own = times.get(call[1], known[1])
+    return own, [t for call_id, t in times.items() if call_id != call[1]]
+
+
+def count_resolutions(
+    facts: Iterable[tuple[str, ContactFacts]],
+    index: CallerIndex,
+    repeat_window_us: Mapping[str, int],
+    now_us: int,
+) -> ResolutionCounts:
+    """The resolution counts of ``facts`` (``(queue, minute facts)`` of one window).
+
+    A resolution is first-contact: by its ``first_contact`` flag when it has one; else, when the
+    caller is known, by the repeat rule (resolved, and no other call of the caller within the
+    repeat window before or after it; provisional until that window has passed); else when
+    resolved. Repeat rate: an answered call whose caller had another call within the window
+    before it. Contacts to resolution (calls): 1 + the caller's calls within the window before.
+    """
+    counts = ResolutionCounts()
+    for queue, minute in facts:
+        window_us = repeat_window_us[queue]
+        for call_id, (_, resolved, first_contact) in minute.resolved.items():
+            _count_resolution(counts, index, (queue, call_id), bool(resolved), first_contact,
+                              window_us, now_us)  # fmt: skip
+        for call_id in minute.answered:
+            counts.answered_known += 1
+            found = _other_contacts(index, (queue, call_id))
+            if found is not None and any(found[0] - window_us <= t < found[0] for t in found[1]):
+                counts.answered_repeat += 1
+    return counts
+
+
+def _count_resolution(
+    counts: ResolutionCounts,
+    index: CallerIndex,
+    call: CallKey,
+    resolved: bool,
+    first_contact: bool | None,
+    window_us: int,
+    now_us: int,
+) -> None:
+    counts.resolutions += 1
+    found = _other_contacts(index, call)
+    if found is not None and resolved:
+        own, others = found
+        counts.contacts_calls += 1
+        counts.contacts_sum += 1 + sum(1 for t in others if own - window_us <= t < own)
+    if first_contact is not None:
+        counts.first_contact += resolved and first_contact
+    elif found is None:
+        counts.first_contact += resolved
+    elif resolved:
+        own, others = found
+        if not any(abs(t - own) <= window_us for t in others):
+            counts.first_contact += 1
+            # Final once the window after the call is over: no later call can make it a repeat.
+            counts.provisional += now_us <= own + window_us
