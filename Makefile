@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck unit integration bench clean
+.PHONY: run test check lint typecheck unit integration soak bench clean
 
 $(BIN)/callpulse: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,8 @@ unit: $(BIN)/callpulse
 	$(BIN)/python -m pytest tests/unit
 integration: $(BIN)/callpulse
 	$(BIN)/python -m pytest tests/integration
+soak: $(BIN)/callpulse  ## the long runs `make test` leaves out: property soaks, API fuzz, 200k backlog
+	$(BIN)/python -m pytest -m slow
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callpulse-dev

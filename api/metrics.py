@@ -23,6 +23,44 @@ from stream.kpi.windows import WINDOWS, live_end_us
 # Wait-histogram bucket bounds (seconds); each queue's own threshold is added to these.
 WAIT_BUCKETS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 
+# KPI object field -> (gauge name, help): the catalogue's figures a dashboard plots, per queue
+# and window. Counts of a window are gauges too (they fall when the window rolls on).
+CATALOGUE_GAUGES = {
+    "answer_rate": ("callpulse_answer_rate_ratio", "Answered / (answered + abandoned + exited)"),
+    "transfer_rate": ("callpulse_transfer_rate_ratio", "Transferred / answered"),
+    "avg_wait_s": ("callpulse_avg_wait_seconds", "Average wait of answered and abandoned calls"),
+    "avg_talk_s": ("callpulse_avg_talk_seconds", "Average talk time per ended call"),
+    "avg_hold_s": ("callpulse_avg_hold_seconds", "Average hold time per ended call"),
+    "avg_acw_s": ("callpulse_avg_acw_seconds", "Average after-call work per wrap-up"),
+    "occupancy": ("callpulse_occupancy_ratio", "Talk, hold and ACW time / staffed time"),
+    "fcr_rate": ("callpulse_fcr_ratio", "Resolutions on first contact / resolutions"),
+    "repeat_rate": ("callpulse_repeat_caller_ratio", "Answered calls from repeat callers"),
+    "contacts_per_resolution": (
+        "callpulse_contacts_per_resolution",
+        "Contacts it took to resolve (tickets, else callers)",
+    ),
+    "avg_time_to_resolve_s": ("callpulse_time_to_resolve_seconds", "Ticket open to resolved"),
+    "avg_first_response_s": ("callpulse_first_response_seconds", "Ticket open to first response"),
+    "tickets_resolved": ("callpulse_tickets_resolved", "Tickets resolved in the window"),
+    "csat": ("callpulse_csat_ratio", "Top-two-box CSAT responses / responses"),
+    "nps": ("callpulse_nps_score", "Net promoter score (-100..100)"),
+    "ces": ("callpulse_ces_score", "Mean customer effort score"),
+    "esat": ("callpulse_esat_score", "Mean agent satisfaction score"),
+    "retention_rate": ("callpulse_customer_retention_percent", "Customer retention rate"),
+    "kb_reads": ("callpulse_kb_reads", "Self-service article views in the window"),
+    "avg_kb_read_s": ("callpulse_kb_read_seconds", "Mean article read time"),
+    "kb_reads_per_call": ("callpulse_kb_reads_per_call_ratio", "Article views / offered calls"),
+    "required_agents": ("callpulse_required_agents", "Erlang C agents needed for the target"),
+    "predicted_service_level": (
+        "callpulse_predicted_service_level_ratio",
+        "Erlang C service level with the agents staffed now",
+    ),
+    "expected_wait_s": (
+        "callpulse_expected_wait_seconds",
+        "Erlang A (C without abandons) expected wait of a new caller",
+    ),
+}
+
 
 class KpiCollector(Collector):
     def __init__(
@@ -89,13 +127,27 @@ class KpiCollector(Collector):
                 "callpulse_aht_seconds", "Average handle time", labels=["queue", "window"]
             ),
         }
+        for field, (name, help_text) in CATALOGUE_GAUGES.items():
+            gauges[field] = GaugeMetricFamily(name, help_text, labels=["queue", "window"])
+        servqual = GaugeMetricFamily(
+            "callpulse_servqual_gap",
+            "SERVQUAL mean perception - mean expectation",
+            labels=["queue", "window", "dimension"],
+        )
+        by_channel = GaugeMetricFamily(
+            "callpulse_first_response_by_channel_seconds",
+            "Ticket first response time by channel",
+            labels=["queue", "window", "channel"],
+        )
         for queue in self.reader.queue_names():
             for window in WINDOWS:
                 kpis = self.reader.queue_kpis(queue, window, now_us)
                 for field, family in gauges.items():
                     if kpis[field] is not None:  # an empty window has no value, not 0
                         family.add_metric([queue, window], kpis[field])
-        yield from gauges.values()
+                _keyed(servqual, [queue, window], kpis["servqual"])
+                _keyed(by_channel, [queue, window], kpis["first_response_by_channel"])
+        yield from (*gauges.values(), servqual, by_channel)
 
     def _live_gauges(self, now_us: int) -> Iterator[Metric]:
         waiting = GaugeMetricFamily(
@@ -143,6 +195,12 @@ class KpiCollector(Collector):
         for (topic, partition), value in sorted(self.lag().items()):
             lag.add_metric([topic, str(partition)], value)
         yield lag
+
+
+def _keyed(family: GaugeMetricFamily, labels: list[str], values: dict[str, float | None]) -> None:
+    for key, value in sorted(values.items()):
+        if value is not None:
+            family.add_metric([*labels, key], value)
 
 
 def _cumulative(stats: WaitStats, bounds: list[int]) -> list[tuple[str, float]]:

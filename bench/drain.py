@@ -107,7 +107,9 @@ def drain_callpulse(
     progress = asyncio.run(
         kafkaio.changelog_progress(bootstrap, changelog_topic(env), callpulse_count)
     )
-    return _drain(filled.events, progress, started, worker_cpu, broker_cpu, rss)
+    # Stage one forwards before stage two counts: the run starts at the first forward.
+    first_ms = asyncio.run(kafkaio.first_timestamp_ms(bootstrap, topics[1]))
+    return _drain(filled.events, progress, started, worker_cpu, broker_cpu, rss, first_ms)
 
 
 def drain_naive(
@@ -167,13 +169,15 @@ def _drain(
     worker_cpu: float,
     broker_cpu: float,
     rss: float,
+    started_ms: int | None = None,
 ) -> Drain:
-    first_s = progress.first_ms / 1000 if progress.first_ms is not None else None
+    first_ms = progress.first_ms if started_ms is None else started_ms
+    first_s = first_ms / 1000 if first_ms is not None else None
     last_s = progress.last_ms / 1000 if progress.last_ms is not None else time.time()
     return Drain(
         produced=produced,
         processed=progress.events,
-        rate=progress.rate(),
+        rate=progress.rate(started_ms),
         startup_s=None if first_s is None else first_s - started,
         wall_s=last_s - started,
         worker_cpu_s=worker_cpu,
@@ -197,7 +201,7 @@ def _start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes] | None:
     if not Path(spy).exists():
         print("bench: py-spy not installed (pip install py-spy): no profile", file=sys.stderr)
         return None
-    argv = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking"]
+    argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--gil"]
     argv += ["--format", "raw", "--full-filenames", "-o", str(output)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -8,6 +8,7 @@ chunks, so ten million events never sit in memory at once.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ def event_chunks(traffic: Traffic) -> Iterator[list[Event]]:
     number = 0
     while emitted < traffic.events:
         timed: list[tuple[int, int, Event]] = []
-        for _ in range(CHUNK_CALLS):
+        # Enough calls for what is left (plus slack for short calls), at most a chunk's worth.
+        wanted = math.ceil((traffic.events - emitted) / EVENTS_PER_CALL) + 16
+        for _ in range(min(CHUNK_CALLS, wanted)):
             offered_us = traffic.start_us + number * step_us
             _call_events(traffic, rng, number, offered_us, timed)
             number += 1
@@ -74,7 +77,7 @@ def _call_events(
 ) -> None:
     """One call's events; ``out`` gets ``(ts_us, order, event)`` so sorting keeps call order."""
     queue = queue_name(rng.randrange(traffic.queues))
-    call = {"queue": queue, "call_id": f"c{number}"}
+    call = {"queue": queue, "call_id": f"{traffic.id_prefix}c{number}"}
     wait_us = rng.randrange(0, 60 * US_PER_S)
 
     def emit(ts_us: int, kind: str, **fields: Any) -> None:

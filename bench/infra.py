@@ -98,7 +98,9 @@ def callpulse_env(bootstrap: str, name: str, partitions: int = 8) -> dict[str, s
             "CALLPULSE_APP_ID": f"cp-{suffix}",
             "CALLPULSE_EVENTS_TOPIC": f"events-{suffix}",
             "CALLPULSE_DLQ_TOPIC": f"dlq-{suffix}",
-            "CALLPULSE_LOG_LEVEL": "warn",
+            # The default. Below it (warn, error) Faust's startup spinner leaves the root logger
+            # at DEBUG, which costs the worker about a tenth of its CPU (docs/PERFORMANCE.md).
+            "CALLPULSE_LOG_LEVEL": "info",
             "CALLPULSE_PSEUDONYM_KEY": secrets.token_urlsafe(32),
             "CALLPULSE_TOKENS": entry_for(READ_TOKEN, [READ]).line,
         }

@@ -59,15 +59,17 @@ class Filler:
         self.messages = 0
         self.per_partition: dict[int, int] = {}
 
-    async def add(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None) -> None:
-        partition = partition_for(key, self.partitions, self.messages)
+    async def add(self, key: bytes | None, value: bytes | None) -> None:
+        await self.add_to(partition_for(key, self.partitions, self.messages), key, value)
+
+    async def add_to(self, partition: int, key: bytes | None, value: bytes | None) -> None:
         batch = self.batches.get(partition)
         if batch is None:
             batch = self.batches[partition] = self.producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=timestamp_ms) is None:
+        if batch.append(key=key, value=value, timestamp=None) is None:
             await self._send(partition)
             batch = self.batches[partition] = self.producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=timestamp_ms) is None:
+            if batch.append(key=key, value=value, timestamp=None) is None:
                 raise ValueError(f"a message of {len(value or b'')} bytes exceeds a batch")
         self.messages += 1
         self.per_partition[partition] = self.per_partition.get(partition, 0) + 1
@@ -114,7 +116,7 @@ async def fill_topic(
     try:
         for key, batch in messages:
             value = orjson.dumps(batch[0] if len(batch) == 1 else batch)
-            await filler.add(key, value, None)
+            await filler.add(key, value)
             events += len(batch)
         await filler.flush()
     finally:
@@ -196,6 +198,28 @@ async def _reached(consumer: AIOKafkaConsumer, ends: Offsets) -> bool:
     return True
 
 
+async def first_timestamp_ms(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int | None:
+    """The earliest record timestamp among the first records of ``topic``'s partitions."""
+    ends = {tp: end for tp, end in (await end_offsets(bootstrap, [topic])).items() if end > 0}
+    if not ends:
+        return None
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    firsts: dict[TopicPartition, int] = {}
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout_s
+        while len(firsts) < len(ends) and time.monotonic() < deadline:
+            for tp, messages in (await consumer.getmany(timeout_ms=500, max_records=1)).items():
+                if messages and tp not in firsts:
+                    firsts[tp] = messages[0].timestamp
+                    consumer.pause(tp)
+    finally:
+        await consumer.stop()
+    return min(firsts.values(), default=None)
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     """What a changelog says about a run: events counted and when the first and last landed."""
@@ -205,10 +229,14 @@ class Progress:
     last_ms: int | None  # when the last counter took its final value
     records: int
 
-    def rate(self) -> float | None:
-        if self.first_ms is None or self.last_ms is None or self.last_ms <= self.first_ms:
+    def rate(self, started_ms: int | None = None) -> float | None:
+        """Events/s from ``started_ms`` (default: the first counter write) to the last one."""
+        first = (
+            self.first_ms if started_ms is None else min(started_ms, self.first_ms or started_ms)
+        )
+        if first is None or self.last_ms is None or self.last_ms <= first:
             return None
-        return self.events / ((self.last_ms - self.first_ms) / 1000)
+        return self.events / ((self.last_ms - first) / 1000)
 
 
 CountOf = Callable[[bytes, bytes | None], int | None]

@@ -69,7 +69,7 @@ def main() -> None:
         int(os.environ["NAIVE_PARTITIONS"]),
     )
     sys.argv = [sys.argv[0]]
-    Worker(app, loglevel="warn").execute_from_commandline()
+    Worker(app, loglevel="info").execute_from_commandline()
 
 
 if __name__ == "__main__":

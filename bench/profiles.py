@@ -86,7 +86,9 @@ class Bucket:
     pattern: str
 
 
-def inclusive_shares(samples: Sequence[Sample], buckets: Sequence[Bucket]) -> list[tuple[str, float]]:
+def inclusive_shares(
+    samples: Sequence[Sample], buckets: Sequence[Bucket]
+) -> list[tuple[str, float]]:
     """Share of samples inside each bucket (buckets may nest, so shares can add past 100 %)."""
     counts = {bucket.name: 0 for bucket in buckets}
     compiled = [(bucket.name, re.compile(bucket.pattern)) for bucket in buckets]

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
 
     # Worker
     store: str = "memory://"  # rocksdb:// in production (needs the rocksdb extra)
-    retention_s: float = Field(default=3 * 86400, gt=0)
+    # 8 days: `at` a week back plus a whole `today` before it (compare=last_week).
+    retention_s: float = Field(default=8 * 86400, gt=0)
     max_future_s: float = Field(default=600, ge=0)
     call_state_ttl_s: float = Field(default=2 * 3600, gt=0)
     max_call_wait_s: float = Field(default=4 * 3600, gt=0)

@@ -50,7 +50,8 @@ def expire_partition(
         parts = records.split_key(record_key)
         family = parts[0]
         if family == records.LIVE:
-            _drop_stale_waits(store, record_key, value, partition, offset, horizons.wait)
+            # Past calls waiting at old boundaries still need a lost call until its minutes go.
+            _drop_stale_waits(store, record_key, value, partition, offset, horizons.bucket)
         elif horizons.expired(family, parts, value):
             doomed.append(record_key)
     for record_key in doomed:
@@ -63,7 +64,6 @@ class _Horizons:
         self.retention = retention
         self.bucket = now_us - int(retention.buckets_s * US_PER_S)
         self.state = now_us - int(retention.call_state_s * US_PER_S)
-        self.wait = now_us - int(retention.max_call_wait_s * US_PER_S)
         self.ticket = now_us - int(retention.ticket_state_s * US_PER_S)
 
     def expired(self, family: str, parts: list[str], value: Record) -> bool:

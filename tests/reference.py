@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from tests import reference_catalogue as catalogue
+
 Event = Mapping[str, Any]
 
 US_PER_S = 1_000_000
@@ -24,6 +26,10 @@ DEFAULT_MAX_CALL_WAIT_S = 4 * 3600
 FIRST_SEEN_TYPES = frozenset(
     {"call.offered", "call.answered", "call.abandoned", "call.exited", "call.resolved"}
 )
+# Likewise per (queue, ticket_id) (SEMANTICS "Tickets").
+FIRST_SEEN_TICKET_TYPES = frozenset({"ticket.opened", "ticket.first_response", "ticket.resolved"})
+DEFAULT_REPEAT_WINDOW_S = 72 * 3600
+STAFFING_WINDOW_US = 15 * 60 * US_PER_S
 AGENT_STATES = ("available", "on_call", "acw", "paused", "logged_out")
 
 KPI_KEYS = (
@@ -31,6 +37,14 @@ KPI_KEYS = (
     "service_level", "answer_rate", "abandon_rate", "asa_s", "avg_wait_s", "max_wait_s",
     "avg_abandon_s", "aht_s", "avg_talk_s", "avg_hold_s", "avg_acw_s", "transferred",
     "transfer_rate", "calls_waiting", "longest_wait_s", "agents", "csat", "nps", "ces", "fcr_rate",
+)  # fmt: skip
+# KPIS.md beyond the contract's list.
+CATALOGUE_KEYS = (
+    "occupancy", "fcr_provisional", "repeat_rate", "contacts_per_resolution",
+    "avg_time_to_resolve_s", "avg_first_response_s", "first_response_by_channel",
+    "tickets_opened", "tickets_resolved", "esat", "servqual", "retention_rate", "kb_reads",
+    "avg_kb_read_s", "kb_reads_per_call", "required_agents", "predicted_service_level",
+    "expected_wait_s", "service_level_status",
 )  # fmt: skip
 
 # name -> (numerator, denominator) from the window's counts; KPIS.md "Service-level formulas".
@@ -82,8 +96,9 @@ def counted_events(events: Iterable[Event]) -> list[tuple[int, Event]]:
         if event["event_id"] in seen_ids:
             continue
         seen_ids.add(event["event_id"])
-        if event["type"] in FIRST_SEEN_TYPES:
-            call = (event["type"], event["queue"], event["call_id"])
+        if event["type"] in FIRST_SEEN_TYPES | FIRST_SEEN_TICKET_TYPES:
+            item = event["call_id"] if event["type"] in FIRST_SEEN_TYPES else event["ticket_id"]
+            call = (event["type"], event["queue"], item)
             if call in seen_calls:
                 continue
             seen_calls.add(call)
@@ -157,6 +172,12 @@ def _traffic(
         "avg_wait_s": _mean(all_waits),
         "max_wait_s": max(all_waits, default=None),
         "avg_abandon_s": _mean(abandoned_waits),
+        # Erlang A's patience rate: abandons / seconds waited (SEMANTICS "Staffing").
+        "_theta": (
+            len(abandoned_waits) / math.fsum(all_waits)
+            if abandoned_waits and math.fsum(all_waits) > 0
+            else None
+        ),
     }
 
 
@@ -208,7 +229,7 @@ def _satisfaction(counted: list[tuple[int, Event]], start_us: int, end_us: int) 
 
 
 def _waiting(
-    counted: list[tuple[int, Event]], end_us: int, max_call_wait_s: float
+    counted: list[tuple[int, Event]], end_us: int, max_call_wait_s: float, now_us: int
 ) -> dict[str, Any]:
     """Calls offered before `end` with no answer/abandon/exit before `end`, at most 4 h old."""
     ended_before: set[tuple[str, str]] = {
@@ -224,7 +245,9 @@ def _waiting(
         # "Waiting longer than max_call_wait_s is dropped": exactly max_call_wait_s still waits.
         and end_us - offered <= max_call_wait_s * US_PER_S
     ]
-    longest = None if not waiting_since else (end_us - min(waiting_since)) / US_PER_S
+    # A live window ends after now: its longest wait is the oldest call's age now (not below 0).
+    age_at_us = min(end_us, now_us)
+    longest = None if not waiting_since else max(age_at_us - min(waiting_since), 0) / US_PER_S
     return {"calls_waiting": len(waiting_since), "longest_wait_s": longest}
 
 
@@ -262,36 +285,85 @@ def reference_kpis(
     short_abandon_s: float = 5.0,
     sl_formula: str = "answered_and_abandoned",
     max_call_wait_s: float = DEFAULT_MAX_CALL_WAIT_S,
+    now_us: int | None = None,
+    repeat_window_s: float | Mapping[str, float] = DEFAULT_REPEAT_WINDOW_S,
+    customer_base: int = 0,
+    target: float = 0.8,
+    erlang_target: float | None = None,
 ) -> dict[str, Any]:
-    """The KPI object of `queue` (None: the whole centre) over the window `[start_us, end_us)`."""
+    """The KPI object of `queue` (None: the whole centre) over the window `[start_us, end_us)`.
+
+    `now_us` (default: `end_us`) is when the question is asked: a live window's occupancy and
+    arrival rate stop there, and FCR by the repeat rule is provisional until then.
+    """
     if sl_formula not in SL_FORMULAS:
         raise ValueError(f"unknown sl_formula {sl_formula!r}")
-    counted = counted_events(events)
+    now_us = end_us if now_us is None else now_us
+    everything = counted_events(events)
     # The agents figure filters by the `queues` list of agent.state events, not by `queue`.
-    agents = _agents(counted, queue, end_us)
+    agents = _agents(everything, queue, end_us)
+    counted = everything
     if queue is not None:
         counted = [(t, e) for t, e in counted if e.get("queue") == queue]
     figures: dict[str, Any] = {
         **_traffic(counted, start_us, end_us, threshold_s, short_abandon_s, sl_formula),
         **_handle_time(counted, start_us, end_us),
-        **_waiting(counted, end_us, max_call_wait_s),
+        **_waiting(counted, end_us, max_call_wait_s, now_us),
         **_satisfaction(counted, start_us, end_us),
         "agents": agents,
     }
     figures["transfer_rate"] = _ratio(figures["transferred"], figures["answered"])
-    return {key: figures[key] for key in KPI_KEYS}
+    windows = {
+        e["queue"]: (
+            repeat_window_s.get(e["queue"], DEFAULT_REPEAT_WINDOW_S)
+            if isinstance(repeat_window_s, Mapping)
+            else repeat_window_s
+        )
+        for _, e in everything
+        if "queue" in e
+    }
+    counts = catalogue.resolution_counts(everything, counted, start_us, end_us, windows, now_us)
+    figures |= catalogue.resolution(counts, catalogue.ticket_contacts(counted, start_us, end_us))
+    figures |= catalogue.tickets(counted, start_us, end_us)
+    figures |= catalogue.self_service(counted, figures["offered"], start_us, end_us)
+    figures |= catalogue.surveys(counted, start_us, end_us)
+    figures["retention_rate"] = catalogue.retention(everything, customer_base, start_us, end_us)
+    stop_us = min(end_us, now_us)
+    busy, staffed = catalogue.occupancy_parts(everything, queue, None, start_us, stop_us)
+    figures["occupancy"] = _ratio(busy, staffed)
+    arrivals_from = end_us - STAFFING_WINDOW_US
+    figures |= catalogue.staffing(
+        offered_15m=len(_of_type(counted, "call.offered", arrivals_from, end_us)),
+        elapsed_s=(stop_us - arrivals_from) / US_PER_S,
+        aht_s=figures["aht_s"],
+        agents=agents["logged_in"] - agents["paused"],
+        threshold_s=threshold_s,
+        target=target if erlang_target is None else erlang_target,
+        theta=figures["_theta"],
+    )
+    figures["service_level_status"] = catalogue.status(figures["service_level"], target)
+    return {key: figures[key] for key in (*KPI_KEYS, *CATALOGUE_KEYS)}
 
 
 def reference_agent_kpis(
-    events: Iterable[Event], *, agent_id: str, start_us: int, end_us: int
+    events: Iterable[Event],
+    *,
+    agent_id: str,
+    start_us: int,
+    end_us: int,
+    now_us: int | None = None,
 ) -> dict[str, Any]:
     """Per-agent figures over `[start_us, end_us)` from the events carrying `agent_id`."""
     counted = counted_events(events)
     state_event = _latest_states(counted, end_us).get(agent_id)
     mine = [(t, e) for t, e in counted if e.get("agent_id") == agent_id]
+    stop_us = end_us if now_us is None else min(end_us, now_us)
+    busy, staffed = catalogue.occupancy_parts(counted, None, agent_id, start_us, stop_us)
     return {
         "answered": len(_of_type(mine, "call.answered", start_us, end_us)),
         **_handle_time(mine, start_us, end_us),
         "csat": _csat(mine, start_us, end_us),
+        "esat": catalogue.surveys(mine, start_us, end_us)["esat"],
+        "occupancy": _ratio(busy, staffed),
         "state": None if state_event is None else state_event["state"],
     }

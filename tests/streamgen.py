@@ -21,6 +21,7 @@ US_PER_S = 1_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OFFSETS = (timedelta(hours=2), timedelta(hours=-5), timedelta(hours=5, minutes=30))
 # Waits right at, just below and just above the thresholds (20 s service level, 5 s short abandon).
+SERVQUAL_DIMENSIONS = ("tangibles", "reliability", "responsiveness", "assurance", "empathy")
 BOUNDARY_WAITS_US = (
     20_000_000, 20_000_000, 19_999_999, 20_000_001,
     5_000_000, 5_000_000, 4_999_999, 5_000_001, 0, 1_000_000,
@@ -122,7 +123,8 @@ def _after_call(centre: _Centre, call: dict[str, Any], agent: str, answered_us: 
 def _disposition(centre: _Centre, call: dict[str, Any], agent: str, at_us: int) -> None:
     rng = centre.rng
     if rng.random() < 0.6:
-        first = {} if rng.random() < 0.3 else {"first_contact": rng.random() < 0.7}
+        # Most dispositions leave first contact to the repeat-caller rule.
+        first = {} if rng.random() < 0.6 else {"first_contact": rng.random() < 0.7}
         centre.emit(at_us, "call.resolved", **call, resolved=rng.random() < 0.8, **first)
     if rng.random() < 0.5:
         survey = rng.choice(("csat", "nps", "ces"))
@@ -139,14 +141,17 @@ def _disposition(centre: _Centre, call: dict[str, Any], agent: str, at_us: int) 
         )
 
 
-def _play_call(centre: _Centre, number: int, offered_us: int) -> None:
+def _play_call(centre: _Centre, number: int, offered_us: int, side: random.Random) -> None:
     rng = centre.rng
     call = {"queue": rng.choice(centre.queues), "call_id": f"c{number:05d}"}
+    caller = f"p{rng.randrange(60):03d}"  # 60 frequent callers: many repeats
+    if side.random() < 0.5:
+        caller = f"u{side.randrange(10**6):06d}"  # and one-off callers: first contacts
     centre.emit(
         offered_us,
         "call.offered",
         **call,
-        caller=f"p{rng.randrange(60):03d}",
+        **({"caller": caller} if side.random() < 0.9 else {}),  # some callers withheld
         channel=rng.choice(("voice", "voice", "chat")),
     )
     outcome, wait_us = rng.random(), _draw_wait_us(rng)
@@ -164,6 +169,49 @@ def _play_call(centre: _Centre, number: int, offered_us: int) -> None:
         reason = rng.choice(("timeout", "key", "overflow", "empty"))
         centre.emit(ends_us, "call.exited", **call, reason=reason, wait_s=wait_us / US_PER_S)
     # else: nothing yet, still waiting at the end (as is any outcome past the end).
+
+
+def _side_traffic(centre: _Centre, rng: random.Random, count: int) -> None:
+    """Tickets, self-service reads, customers, agent and SERVQUAL surveys at random times."""
+
+    def when() -> int:
+        return rng.randrange(centre.start_us, centre.end_us)
+
+    for number in range(count):
+        _play_ticket(centre, rng, f"t{number:04d}", when())
+    for number in range(count):
+        queue = {"queue": rng.choice(centre.queues)} if rng.random() < 0.6 else {}
+        timed = {"read_s": round(rng.uniform(1, 300), 3)} if rng.random() < 0.8 else {}
+        centre.emit(when(), "kb.article_viewed", article_id=f"kb{number % 7}", **queue, **timed)
+    for number in range(count // 2):
+        queue = {"queue": rng.choice(centre.queues)} if rng.random() < 0.3 else {}
+        kind = "customer.acquired" if rng.random() < 0.6 else "customer.churned"
+        centre.emit(when(), kind, customer_id=f"k{number:04d}", **queue)
+    for number in range(count):
+        queue, agent = rng.choice(centre.queues), rng.choice(sorted(centre.agent_queues))
+        centre.emit(when(), "survey.response", queue=queue, survey="esat", agent_id=agent,
+                    score=rng.randint(1, 5), scale_max=5)  # fmt: skip
+        dimension = rng.choice(SERVQUAL_DIMENSIONS)
+        centre.emit(when(), "survey.response", queue=queue, survey="servqual",
+                    dimension=dimension, expectation=rng.randint(1, 7),
+                    perception=rng.randint(1, 7), call_id=f"c{number:05d}")  # fmt: skip
+
+
+def _play_ticket(centre: _Centre, rng: random.Random, ticket_id: str, opened_us: int) -> None:
+    """Opened, first response (sometimes missing), resolved (with `contacts` half the time)."""
+    fields = {"ticket_id": ticket_id, "queue": rng.choice(centre.queues)}
+    channel = rng.choice(("email", "chat", "social", None))
+    opened = fields | ({"channel": channel} if channel else {})
+    if rng.random() < 0.9:  # a few tickets opened before the history began
+        centre.emit(opened_us, "ticket.opened", **opened)
+    responded_us = opened_us + rng.randrange(0, 900 * US_PER_S)
+    if rng.random() < 0.85:
+        other = rng.choice(("chat", None))  # the response may name a channel of its own
+        centre.emit(responded_us, "ticket.first_response", **fields,
+                    **({"channel": other} if other else {}))  # fmt: skip
+    contacts = {"contacts": rng.randint(1, 4)} if rng.random() < 0.5 else {}
+    centre.emit(responded_us + rng.randrange(0, 1200 * US_PER_S), "ticket.resolved",
+                **fields, **contacts)  # fmt: skip
 
 
 def generate_history(
@@ -188,8 +236,11 @@ def generate_history(
         centre.set_state(logged_in_us, agent, "available")
         centre.free_at_us[agent] = logged_in_us + 1
     arrivals = sorted(rng.randrange(start_us, end_us) for _ in range(calls))
+    # Side traffic draws from its own generator: the calls stay those of the seed.
+    side = random.Random(seed + 1_000_003)
     for number, offered_us in enumerate(arrivals):
-        _play_call(centre, number, offered_us)
+        _play_call(centre, number, offered_us, side)
+    _side_traffic(centre, side, max(calls // 10, 4))
     for agent in sorted(agent_queues):  # some agents log out once their last call is done
         if rng.random() < 0.2:
             centre.set_state(

@@ -45,6 +45,7 @@ Action = Callable[[], None]
 
 US_PER_HOUR = 3600 * US_PER_S
 REPEAT_WINDOW_US = 72 * US_PER_HOUR  # the repeat-caller rule of KPIS.md
+SERVQUAL_DIMENSIONS = ("tangibles", "reliability", "responsiveness", "assurance", "empathy")
 WORKING_STATES = ("available", "on_call", "acw")
 PAUSE_RETRY_S = 300.0
 
@@ -94,6 +95,8 @@ class Simulation:
         self._centre = centre
         self._seed = seed
         self._rng = random.Random(seed)  # noqa: S311 - reproducible traffic, not secrets
+        # The catalogue's extra traffic draws apart, so the calls of a seed stay the same.
+        self._extra_rng = random.Random(seed + 0x5EED)  # noqa: S311
         self._start_us = start_us
         self._now_us = start_us - round(centre.warmup_s * US_PER_S)
         self._reported_until_us = start_us
@@ -186,6 +189,9 @@ class Simulation:
         self._every(centre.kb_views_per_hour, self._view_article)
         self._every(centre.customers_acquired_per_hour, self._acquire_customer)
         self._every(centre.customers_churned_per_hour, self._churn_customer)
+        if centre.esat_per_hour > 0:
+            first_s = self._extra_rng.expovariate(centre.esat_per_hour / 3600.0)
+            self._schedule(self._us(first_s), self._agent_pulse)
 
     def _start_agent(self, agent: _Agent) -> None:
         """Start near the steady mix of states, so the first minutes already look like a day."""
@@ -314,9 +320,9 @@ class Simulation:
         self._emit_call("call.wrapup_ended", call, agent_id=agent_id, acw_s=acw_us / US_PER_S)
         if is_final_leg and self._rng.random() < self._centre.disposition_share:
             first_contact = call.resolved and not call.is_repeat and not call.transferred
-            self._emit_call(
-                "call.resolved", call, resolved=call.resolved, first_contact=first_contact
-            )
+            flagged = self._extra_rng.random() < self._centre.first_contact_flag_share
+            flag = {"first_contact": first_contact} if flagged else {}  # else: repeat rule
+            self._emit_call("call.resolved", call, resolved=call.resolved, **flag)
         self._become_free(agent)
 
     def _answer_survey(self, call: _Call, agent: _Agent) -> None:
@@ -336,6 +342,31 @@ class Simulation:
                 scale_max=survey.scale_max,
                 agent_id=agent.profile.agent_id,
             )
+        if self._extra_rng.random() < self._centre.servqual_share:
+            self._answer_servqual(call, pleased)
+
+    def _answer_servqual(self, call: _Call, pleased: bool) -> None:
+        """One SERVQUAL item (1-7): callers expect a lot; pleased ones perceive about as much."""
+        rng = self._extra_rng
+        dimension = rng.choice(SERVQUAL_DIMENSIONS)
+        expectation = rng.choices(range(4, 8), (1, 2, 4, 4))[0]
+        shortfall = rng.choices((0, 1, 2, 3), (5, 3, 1, 1) if pleased else (1, 2, 3, 3))[0]
+        perception = max(expectation - shortfall, 1)
+        self._emit_call("survey.response", call, survey="servqual", dimension=dimension,
+                        expectation=expectation, perception=perception)  # fmt: skip
+
+    def _agent_pulse(self) -> None:
+        """An agent answers the employee-satisfaction pulse survey (1-5), busier ones lower."""
+        delay_s = self._extra_rng.expovariate(self._centre.esat_per_hour / 3600.0)
+        self._schedule(self._us(delay_s), self._agent_pulse)  # its own Poisson clock
+        working = [a for a in self._agents if a.state in WORKING_STATES]
+        if not working:
+            return
+        agent = self._extra_rng.choice(working)
+        weights = (1, 2, 4, 6, 3) if agent.state == "available" else (2, 3, 5, 5, 2)
+        score = self._extra_rng.choices(range(1, 6), weights)[0]
+        self._emit("survey.response", queue=agent.profile.queues[0], survey="esat",
+                   agent_id=agent.profile.agent_id, score=score, scale_max=5)  # fmt: skip
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -458,7 +489,14 @@ class Simulation:
 
     def _view_article(self) -> None:
         read_s = round(self._rng.lognormvariate(math.log(60.0), 0.8), 1)
-        self._emit("kb.article_viewed", article_id=f"kb-{self._rng.randint(1, 200)}", read_s=read_s)
+        article = f"kb-{self._rng.randint(1, 200)}"
+        queue: dict[str, object] = {}
+        queues = self._centre.queues
+        busy = sum(q.calls_per_hour for q in queues) > 0
+        if busy and self._extra_rng.random() < self._centre.kb_queue_share:  # a queue's pages
+            chosen = self._extra_rng.choices(queues, [q.calls_per_hour for q in queues])[0]
+            queue = {"queue": chosen.name}
+        self._emit("kb.article_viewed", article_id=article, read_s=read_s, **queue)
 
     def _acquire_customer(self) -> None:
         self._counters.customer += 1

@@ -106,6 +106,13 @@ class CentreProfile:
     surveys: tuple[SurveyProfile, ...] = DEFAULT_SURVEYS
     mean_survey_delay_s: float = 120.0  # the post-call IVR survey comes a little after hang-up
     disposition_share: float = 0.9  # agents leave a few calls without a resolution code
+    # Catalogue traffic: dispositions that say whether it was the first contact (the others are
+    # left to the repeat-caller rule), post-call SERVQUAL questions, agents' own pulse survey,
+    # and article views from a queue's self-service pages.
+    first_contact_flag_share: float = 0.5
+    servqual_share: float = 0.3
+    esat_per_hour: float = 6.0
+    kb_queue_share: float = 0.7
 
     def __post_init__(self) -> None:
         names = [queue.name for queue in self.queues]

@@ -54,14 +54,25 @@ class WaitingNow:
     longest_wait_s: float | None
 
 
+# A call waiting longer than this lost its ending event: it is no longer believed waiting.
+MAX_CALL_WAIT_US = 4 * 3600 * US_PER_S
+
+
 def waiting_at(
-    at_us: int, crossings: BoundaryWaiting | None, live_offered_us: Iterable[int]
+    at_us: int,
+    crossings: BoundaryWaiting | None,
+    live_offered_us: Iterable[int],
+    max_wait_us: int = MAX_CALL_WAIT_US,
 ) -> WaitingNow:
-    """Calls waiting at boundary ``at_us`` and the age of the oldest, from both sources."""
+    """Calls waiting at boundary ``at_us`` and the age of the oldest, from both sources.
+
+    A live call counts while it has waited at most ``max_wait_us``: one that lost its ending
+    event stays in the live set (so earlier boundaries still see it) but stops counting then.
+    """
     count = crossings.count if crossings is not None else 0
     oldest = crossings.oldest_offered_us if crossings is not None else None
     for offered_us in live_offered_us:
-        if offered_us < at_us:
+        if offered_us < at_us and at_us - offered_us <= max_wait_us:
             count += 1
             if oldest is None or offered_us < oldest:
                 oldest = offered_us

@@ -32,7 +32,7 @@ class Stack:
     processes: dict[str, Any] = field(default_factory=dict)
     # One client for every request: httpx.get builds a client (and its TLS context) per call,
     # about 0.25 s each, which dominated tests that read many figures.
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
     @property
     def url(self) -> str:
@@ -71,8 +71,9 @@ class Stack:
     def counted_events(self) -> float:
         """Valid events counted once: processed minus duplicates. A replay after a crash adds
         to both, so this reaches the number of distinct events exactly when all are in."""
-        processed = self.metric_sum("callpulse_events_processed_total")
-        return processed - self.metric_sum("callpulse_events_duplicate_total")
+        text = self.metrics_text()  # one scrape for both: a scrape is not free on a big view
+        processed = self.metric_sum("callpulse_events_processed_total", text)
+        return processed - self.metric_sum("callpulse_events_duplicate_total", text)
 
     def wait_counted(self, count: int, timeout_s: float = 90.0) -> None:
         self.wait_until(
@@ -87,9 +88,12 @@ class Stack:
         reply.raise_for_status()
         return reply.json()
 
-    def metric_sum(self, name: str) -> float:
-        """Sum of every sample of one metric family in /metrics."""
-        text = self.http.get(self.url + "/metrics").text
+    def metrics_text(self) -> str:
+        return self.http.get(self.url + "/metrics").text
+
+    def metric_sum(self, name: str, text: str | None = None) -> float:
+        """Sum of every sample of one metric family in /metrics (or in ``text``, scraped)."""
+        text = self.metrics_text() if text is None else text
         pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
         return sum(float(value) for value in pattern.findall(text))
 

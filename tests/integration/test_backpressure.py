@@ -6,7 +6,7 @@ worker's resident memory (VmRSS) and ``callpulse_consumer_lag`` are sampled: mem
 a generous ceiling (the backlog waits in Kafka, not in the worker), lag rises above 0 and comes
 back to 0, and in the end every event is counted exactly once.
 
-The short run (~17,000 events) always runs; ``python -m pytest -m slow`` adds ~200,000.
+The short run (~22,000 events) always runs; ``python -m pytest -m slow`` adds ~200,000.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from tests.integration.stack import Stack
 pytestmark = pytest.mark.broker
 
 PER_MESSAGE = 50
-RSS_CEILING_KIB = 400 * 1024  # generous: ~70 MiB idle, ~110 MiB for 17k and ~?? for 200k
+# Generous: the worker idles at ~65 MiB; its state (every call of the retention, in memory://)
+# is what grows, the backlog itself waits in Kafka.
+RSS_CEILING_KIB = {"short": 300 * 1024, "long": 640 * 1024}
+LAG_EVERY_TICKS = 8  # lag every 2 s, RSS every 0.25 s
 LAG = re.compile(r"^callpulse_consumer_lag\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
@@ -56,15 +59,21 @@ class Sampler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        ticks = 0
+        with httpx.Client(timeout=30) as client:
             while not self._stop.is_set():
                 self.rss_kib.append(self.stack.rss_kib("worker"))
-                text = client.get(self.stack.url + "/metrics").text
-                self.lag.append(sum(float(value) for value in LAG.findall(text)))
+                # The API measures lag every 5 s, and a scrape costs it CPU the worker needs.
+                if ticks % LAG_EVERY_TICKS == 0:
+                    text = client.get(self.stack.url + "/metrics").text
+                    self.lag.append(sum(float(value) for value in LAG.findall(text)))
+                ticks += 1
                 self._stop.wait(self.every_s)
 
 
-def run_fast_producer(stack: Stack, stream: GeneratedStream, *, timeout_s: float) -> str:
+def run_fast_producer(
+    stack: Stack, stream: GeneratedStream, *, ceiling_kib: int, timeout_s: float
+) -> str:
     messages = stream.messages(0, len(stream.delivered), PER_MESSAGE)
     idle_kib = stack.rss_kib("worker")
     with Sampler(stack) as sampler:
@@ -76,7 +85,7 @@ def run_fast_producer(stack: Stack, stream: GeneratedStream, *, timeout_s: float
         # The API measures lag every 5 s: wait for a measurement after the drain.
         stack.wait_until(lambda: sampler.lag and sampler.lag[-1] == 0, 30, "lag back to 0")
     assert max(sampler.lag) > 0, "the backlog never showed in callpulse_consumer_lag"
-    assert max(sampler.rss_kib) < RSS_CEILING_KIB, f"worker RSS peaked at {max(sampler.rss_kib)}"
+    assert max(sampler.rss_kib) < ceiling_kib, f"worker RSS peaked at {max(sampler.rss_kib)} KiB"
     # Every event counted exactly once: no loss, no double count, duplicates recognised.
     assert stack.metric_sum("callpulse_events_processed_total") == len(stream.delivered)
     duplicates = len(stream.delivered) - len(stream.history)
@@ -92,11 +101,15 @@ def run_fast_producer(stack: Stack, stream: GeneratedStream, *, timeout_s: float
     )
 
 
-def test_a_backlog_of_17k_events_drains_exactly_in_bounded_memory(stack: Stack) -> None:
-    print("\nbackpressure short:", run_fast_producer(stack, generated_stream(5, calls=6000, agents=40), timeout_s=180))
+def test_a_backlog_of_20k_events_drains_exactly_in_bounded_memory(stack: Stack) -> None:
+    stream = generated_stream(5, calls=6000, agents=40)
+    figures = run_fast_producer(stack, stream, ceiling_kib=RSS_CEILING_KIB["short"], timeout_s=300)
+    print("\nbackpressure short:", figures)
 
 
 @pytest.mark.slow
 def test_a_backlog_of_200k_events_drains_exactly_in_bounded_memory(stack: Stack) -> None:
-    stream = generated_stream(6, calls=68_000, agents=40)
-    print("\nbackpressure long:", run_fast_producer(stack, stream, timeout_s=900))
+    stream = generated_stream(6, calls=81_000, agents=40)
+    # On a busy 2-core machine the worker has managed as little as ~250 events/s.
+    figures = run_fast_producer(stack, stream, ceiling_kib=RSS_CEILING_KIB["long"], timeout_s=1800)
+    print("\nbackpressure long:", figures)

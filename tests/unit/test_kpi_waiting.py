@@ -185,3 +185,17 @@ def test_crossings_plus_live_equals_the_definition(
     ]
     expected = WaitingNow(len(waiting), (at_us - min(waiting)) / US_PER_S if waiting else None)
     assert waiting_at(at_us, records.get(at_us), live) == expected
+
+
+@pytest.mark.parametrize(
+    ("age_us", "waiting"),
+    [
+        (4 * 3600 * US_PER_S, 1),  # waiting exactly 4 h: still believed
+        (4 * 3600 * US_PER_S + 1, 0),  # longer: it lost its ending event, no longer counted
+    ],
+)
+def test_a_live_call_stops_counting_after_the_longest_believable_wait(
+    age_us: int, waiting: int
+) -> None:
+    offered_us = 1_709_287_200 * US_PER_S
+    assert waiting_at(offered_us + age_us, None, [offered_us]).calls_waiting == waiting

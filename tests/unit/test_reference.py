@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.reference import KPI_KEYS, SL_FORMULAS, parse_ts_us, reference_agent_kpis, reference_kpis
+from tests.reference import (
+    CATALOGUE_KEYS,
+    KPI_KEYS,
+    SL_FORMULAS,
+    parse_ts_us,
+    reference_agent_kpis,
+    reference_kpis,
+)
 from tests.streamgen import duplicate_and_reorder, generate_history
 
 T0 = datetime(2024, 3, 1, 9, tzinfo=UTC)
@@ -241,7 +248,7 @@ def test_empty_window_is_all_null_ratios() -> None:
     nulls -= {"calls_waiting", "longest_wait_s"}
     assert {key: figures[key] for key in nulls} == dict.fromkeys(nulls)
     assert figures["agents"] == NO_AGENTS
-    assert list(figures) == list(KPI_KEYS)
+    assert list(figures) == [*KPI_KEYS, *CATALOGUE_KEYS]
 
 
 # A = 4 answered (waits 10, 20, 5, 30: A_T = 3), B = 3 abandoned (waits 3, 15, 40: B_s = 1,
@@ -556,6 +563,8 @@ def test_agent_kpis() -> None:
         "avg_acw_s": 20.0,
         "transferred": 1,
         "csat": 0.5,
+        "esat": None,  # no esat survey
+        "occupancy": 1.0,  # on call, then in ACW: busy all the staffed time
         "state": "acw",
     }
     assert reference_agent_kpis(events, agent_id="y", **window)["answered"] == 0

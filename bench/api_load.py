@@ -1,0 +1,215 @@
+"""Scenario 3: ``GET /v1/kpis`` under 200 concurrent clients, and 1,000 SSE subscribers.
+
+A real ``callpulse api`` process serves a read model of 200 queues: an hour of traffic built
+in-process (``bench.state``) and written to the state changelog it replays, exactly the
+records a worker writes. The load comes from ``wrk`` when installed (Debian: ``apt-get install
+wrk``), else from an httpx client, which on two cores competes with the API for CPU.
+While the SSE subscribers are held, more events keep going through the same builder and their
+changed records into the changelog, so updates flow as from a live worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from bench import kafkaio
+from bench.events import Traffic, event_chunks, rfc3339
+from bench.infra import (
+    AUTH_HEADERS,
+    READ_TOKEN,
+    Processes,
+    callpulse_env,
+    changelog_topic,
+    cpu_s,
+    rss_mb,
+    start_api,
+)
+from bench.options import Options
+from bench.report import Result, percentile
+from bench.sse import hold_subscribers
+from bench.state import StateBuilder, changelog_messages, publish, write_changelog
+from stream.kpi.timeutil import US_PER_S
+
+TARGET_P99_MS = 20.0
+API_EVENTS = 100_000
+KPIS_PATH = "/v1/kpis?window=15m"
+_WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def api(options: Options) -> list[Result]:
+    with Processes(options.out_dir / "logs", "api") as processes:
+        bootstrap = processes.start_broker()
+        env = callpulse_env(bootstrap, "api", options.partitions)
+        now_us = int(time.time()) * US_PER_S
+        builder = StateBuilder(options.partitions, env["CALLPULSE_PSEUDONYM_KEY"])
+        spec = Traffic(API_EVENTS, now_us - 3600 * US_PER_S, now_us, queues=options.queues)
+        for chunk in event_chunks(spec):
+            builder.add(chunk, now_us)
+        builder.state.store.take_written()
+        publish(bootstrap, changelog_topic(env), options.partitions, builder.state.store)
+        url = start_api(processes, env)
+        api_pid = processes.running["api"].pid
+        queues = len(httpx.get(url + KPIS_PATH, headers=AUTH_HEADERS, timeout=30).json()["queues"])
+        single = _sequential_ms(url, 50)
+        load = _load(url, options)
+        idle_rss = rss_mb(api_pid)
+        sse = asyncio.run(_sse_with_updates(options, bootstrap, env, url, builder, api_pid))
+        return _results(options, queues, single, load, sse, idle_rss)
+
+
+def _sequential_ms(url: str, count: int) -> list[float]:
+    """One client, one request at a time: the service time with no queueing."""
+    timings = []
+    with httpx.Client(base_url=url, headers=AUTH_HEADERS, timeout=30) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            client.get(KPIS_PATH).raise_for_status()
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+class Load:
+    def __init__(self, p50_ms: float, p99_ms: float, per_s: float, tool: str) -> None:
+        self.p50_ms, self.p99_ms, self.per_s, self.tool = p50_ms, p99_ms, per_s, tool
+
+
+def _load(url: str, options: Options) -> Load:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return asyncio.run(_httpx_load(url, options.api_clients, options.api_s))
+    argv = [wrk, "-t2", f"-c{options.api_clients}", f"-d{options.api_s:.0f}s", "--latency"]
+    argv += ["-H", f"Authorization: Bearer {READ_TOKEN}", url + KPIS_PATH]
+    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+def parse_wrk(output: str) -> Load:
+    """p50, p99 and requests/s from ``wrk --latency`` output."""
+    latencies = {int(q): float(v) * _UNIT_MS[unit] for q, v, unit in _WRK_LATENCY.findall(output)}
+    rate = _WRK_RATE.search(output)
+    if 50 not in latencies or 99 not in latencies or rate is None:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    return Load(latencies[50], latencies[99], float(rate.group(1)), "wrk")
+
+
+async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
+    timings: list[float] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=clients)
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            (await client.get(KPIS_PATH)).raise_for_status()
+            timings.append((time.perf_counter() - started) * 1000)
+
+    async with httpx.AsyncClient(
+        base_url=url, headers=AUTH_HEADERS, timeout=60, limits=limits
+    ) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+    return Load(percentile(timings, 50), percentile(timings, 99), len(timings) / seconds, "httpx")
+
+
+async def _sse_with_updates(
+    options: Options,
+    bootstrap: str,
+    env: Mapping[str, str],
+    url: str,
+    builder: StateBuilder,
+    api_pid: int,
+) -> dict[str, float]:
+    stop = asyncio.Event()
+    updater = asyncio.create_task(_updates(bootstrap, env, builder, options, stop))
+    cpu_before = cpu_s(api_pid)
+    try:
+        held = await hold_subscribers(url, READ_TOKEN, options.sse_subscribers, options.sse_s)
+    finally:
+        stop.set()
+        published = await updater
+    held["api_cpu_share"] = (cpu_s(api_pid) - cpu_before) / max(held["held_s"], 1e-9)
+    held["rss_mb"] = rss_mb(api_pid)
+    held["published"] = published
+    return held
+
+
+async def _updates(
+    bootstrap: str,
+    env: Mapping[str, str],
+    builder: StateBuilder,
+    options: Options,
+    stop: asyncio.Event,
+) -> int:
+    """Live events every 0.5 s through the builder; their changed records into the changelog."""
+    client = kafkaio.producer(bootstrap)
+    await client.start()
+    topic = changelog_topic(env)
+    published = 0
+    try:
+        tick = 0
+        while not stop.is_set():
+            now_us = int(time.time() * US_PER_S)
+            spec = Traffic(
+                50, now_us - US_PER_S, now_us, options.queues, seed=tick, id_prefix=f"u{tick}-"
+            )
+            for chunk in event_chunks(spec):
+                for event in chunk:
+                    event["ts"] = rfc3339(now_us)
+                builder.add(chunk, now_us)
+            keys = builder.state.store.take_written()
+            changes = changelog_messages(builder.state.store, keys)
+            published += await write_changelog(client, topic, options.partitions, changes)
+            tick += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await client.stop()
+    return published
+
+
+def _results(
+    options: Options,
+    queues: int,
+    single: list[float],
+    load: Load,
+    sse: dict[str, float],
+    idle_rss: float,
+) -> list[Result]:
+    serial = f"1 client: p50 {percentile(single, 50):.1f} ms"
+    note = (
+        f"{queues} queues; {options.api_clients} clients ({load.tool}), "
+        f"{load.per_s:,.0f} requests/s; {serial}; API RSS {idle_rss:.0f} MB"
+    )
+    sse_note = (
+        f"{sse['connected']:.0f} connected, {sse['held']:.0f} still receiving at the end of "
+        f"{sse['held_s']:.0f} s; updates per subscriber p50 {sse['updates_p50']:.1f} "
+        f"(min {sse['updates_min']:.0f}); API CPU {100 * sse['api_cpu_share']:.0f} % of a core, "
+        f"RSS {sse['rss_mb']:.0f} MB; {sse['published']:.0f} changelog records published"
+    )
+    return [
+        Result(f"3. GET /v1/kpis p50, {queues} queues", load.p50_ms, "ms", higher_is_better=False),
+        Result(
+            f"3. GET /v1/kpis p99, {options.api_clients} clients",
+            load.p99_ms,
+            "ms",
+            target=TARGET_P99_MS,
+            higher_is_better=False,
+            note=note,
+        ),
+        Result(
+            "3. SSE subscribers receiving updates",
+            sse["held"],
+            "subscribers",
+            target=float(options.sse_subscribers),
+            note=sse_note,
+        ),
+    ]
