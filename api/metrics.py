@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import (
@@ -13,10 +12,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from api import clock as api_clock
 from api.readmodel import ReadModel
 from api.views import ModelReader
 from stream.kpi.accumulator import WaitStats
-from stream.kpi.timeutil import US_PER_S
 from stream.kpi.waiting import waiting_at
 from stream.kpi.windows import WINDOWS, live_end_us
 
@@ -68,12 +67,14 @@ class KpiCollector(Collector):
         model: ReadModel,
         reader: ModelReader,
         lag: Callable[[], dict[tuple[str, int], int]],
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], int] | None = None,
     ) -> None:
-        self.model, self.reader, self.lag, self.clock = model, reader, lag, clock
+        self.model, self.reader, self.lag = model, reader, lag
+        # Looked up at each scrape, so a frozen api.clock (tests) freezes the gauges too.
+        self.clock = clock or (lambda: api_clock.now_us())
 
     def collect(self) -> Iterator[Metric]:
-        now_us = int(self.clock() * US_PER_S)
+        now_us = self.clock()
         yield from self._counters()
         yield self._wait_histogram()
         yield from self._window_gauges(live_end_us(now_us))

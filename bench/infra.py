@@ -6,6 +6,7 @@ happens in between; every child also dies with the bench (``callpulse.process.sp
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
@@ -110,6 +111,26 @@ def callpulse_env(bootstrap: str, name: str, partitions: int = 8) -> dict[str, s
 
 def changelog_topic(env: Mapping[str, str]) -> str:
     return f"{env['CALLPULSE_APP_ID']}-state-changelog"
+
+
+def start_worker(processes: Processes, env: Mapping[str, str], name: str = "worker") -> None:
+    """A ``callpulse worker``, once it has created its state changelog topic.
+
+    An API started earlier subscribes to that topic first, and a broker that creates topics on
+    demand (the embedded one, Kafka with auto.create.topics.enable) then makes it with its
+    default partition count, which the worker refuses (PartitionsMismatch).
+    """
+    from bench.kafkaio import topic_exists
+
+    processes.start_callpulse(name, env, "worker")
+    bootstrap, topic = env["CALLPULSE_KAFKA_BOOTSTRAP"], changelog_topic(env)
+    wait_until(
+        lambda: asyncio.run(topic_exists(bootstrap, topic)),
+        120.0,
+        f"{name} to create {topic}",
+        processes.check_alive,
+        every_s=0.5,
+    )
 
 
 def start_api(processes: Processes, env: Mapping[str, str], timeout_s: float = 120.0) -> str:

@@ -144,6 +144,16 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition,
 Offsets = dict[TopicPartition, int]
 
 
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    """Whether the broker lists ``topic`` (a metadata request for all topics creates none)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        return topic in await consumer.topics()
+    finally:
+        await consumer.stop()
+
+
 async def group_offsets(bootstrap: str, group: str, topics: list[str]) -> tuple[Offsets, Offsets]:
     """End offsets of ``topics`` as the broker reports them, and what ``group`` committed."""
     ends = await end_offsets(bootstrap, topics)

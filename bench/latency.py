@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from bench.events import Event, Traffic, event_chunks, producer_key, rfc3339
-from bench.infra import AUTH_HEADERS, Processes, callpulse_env, start_api
+from bench.infra import AUTH_HEADERS, Processes, callpulse_env, start_api, start_worker
 from bench.options import Options
 from bench.report import Result, percentile
 from stream.kpi.timeutil import US_PER_S
@@ -60,7 +60,7 @@ def _run(options: Options, name: str, per_message: int) -> tuple[Probes, float]:
     with Processes(options.out_dir / "logs", name) as processes:
         bootstrap = processes.start_broker()
         env = callpulse_env(bootstrap, name, options.partitions)
-        processes.start_callpulse("worker", env, "worker")
+        start_worker(processes, env)
         url = start_api(processes, env)
         return asyncio.run(
             _measure(options, bootstrap, env["CALLPULSE_EVENTS_TOPIC"], url, per_message)

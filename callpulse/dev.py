@@ -53,6 +53,20 @@ def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
     return env
 
 
+def _simulated_customer_base(options: DevOptions, env: dict[str, str]) -> None:
+    """Without a queue file of the user's, tell the service how many customers the simulated
+    centre starts with, so its retention rate has a base (docs/SEMANTICS.md "Retention")."""
+    if not options.simulator or env.get("CALLPULSE_QUEUES_CONFIG"):
+        return
+    if Settings().queues_config is not None:  # set in a .env file
+        return
+    from callpulse.simulator.profiles import default_centre
+
+    path = options.log_dir / "queues.yaml"
+    path.write_text(f"customers: {{base: {default_centre().caller_population}}}\n", "utf-8")
+    env["CALLPULSE_QUEUES_CONFIG"] = str(path.resolve())
+
+
 def run_dev(options: DevOptions) -> int:
     if port_open(options.port):
         print(
@@ -73,6 +87,7 @@ def run_dev(options: DevOptions) -> int:
         options.broker_port or free_port(), log_path=options.log_dir / "broker.log"
     )
     env = dev_environment(broker.bootstrap, options.port)
+    _simulated_customer_base(options, env)
     me = [sys.executable, "-m", "callpulse"]
     children = {
         "worker": spawn([*me, "worker"], env=env, log_path=options.log_dir / "worker.log"),
