@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from stream import records
 from stream.kpi.callstate import call_wait_finished
 from stream.kpi.tickets import ticket_finished
-from stream.kpi.timeutil import US_PER_S
+from stream.kpi.timeutil import BUCKET_US, US_PER_S
 from stream.records import OFFSET_FIELD, PARTITION_FIELD
 
 Record = dict[str, Any]
@@ -68,7 +68,9 @@ class _Horizons:
 
     def expired(self, family: str, parts: list[str], value: Record) -> bool:
         if family in records.BUCKETED_FAMILIES:
-            return int(parts[-1]) < self.bucket
+            # A minute goes once all of it is past the horizon: an event the validator still
+            # accepts (ts >= now - retention) never lands in a minute about to be deleted.
+            return int(parts[-1]) + BUCKET_US <= self.bucket
         if family == records.CALL:
             # A call still waiting keeps its state for the longest wait we believe in, too.
             horizon = self.state

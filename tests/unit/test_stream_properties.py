@@ -444,15 +444,7 @@ def _without_waiting_calls(history: Sequence[Event]) -> list[Event]:
         (5 * HOUR_US, False),  # past the 4 h a waiting call is kept in the live set
         (2 * DAY_US, False),  # two days late, inside the 3-day retention
         (MAX_PAST_US - 60 * US_PER_S, False),  # a minute short of the retention
-        pytest.param(  # exactly the retention old: accepted, so it must count
-            MAX_PAST_US,
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="accepted (validator: ts >= now - retention) but its bucket started "
-                "before now - retention, so expire_partition deletes it: counted nowhere",
-            ),
-        ),
+        (MAX_PAST_US, False),  # exactly the retention old: accepted, so it counts (its minute too)
         (3 * HOUR_US, True),  # only the answer is late: the offer came on time
     ],
 )
@@ -473,7 +465,9 @@ def test_late_events_land_in_their_own_bucket(age_us: int, split: bool) -> None:
     clean = run_clean(sorted([*history, *late], key=lambda e: parse_ts_us(e["ts"])))
     horizon_us = arrival_us - MAX_PAST_US
     kept = {
-        k: v for k, v in compared_records(clean.store).items() if (_bucket_us(k) or 0) >= horizon_us
+        k: v
+        for k, v in compared_records(clean.store).items()
+        if (_bucket_us(k) or 0) + MINUTE_US > horizon_us  # a minute goes once wholly past it
     }
     got = {k: v for k, v in compared_records(pipeline.store).items() if _bucket_us(k)}
     assert_same_value(got, kept, "buckets")
