@@ -31,6 +31,8 @@ integration: $(BIN)/callpulse
 	$(BIN)/python -m pytest tests/integration
 soak: $(BIN)/callpulse  ## the long runs `make test` leaves out: property soaks, API fuzz, 200k backlog
 	$(BIN)/python -m pytest -m slow
+bench: $(BIN)/callpulse  ## issue 8's benchmark table (minutes; BENCH_ARGS=--full for the issue's sizes)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callpulse-dev
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .callpulse-dev .bench

@@ -117,7 +117,7 @@ def _dlq_reason(value: bytes | None) -> str:
 
 
 class LagMonitor:
-    """Consumer lag of the worker group per input partition, polled in the background."""
+    """Consumer lag of the worker's two stages per partition, polled in the background."""
 
     def __init__(self, settings: Settings, every_s: float = 5.0) -> None:
         self.settings = settings
@@ -135,30 +135,37 @@ class LagMonitor:
             await asyncio.sleep(self.every_s)
 
     async def _measure(self) -> dict[tuple[str, int], int]:
-        topics = (self.settings.events_topic, self.settings.routed_topic)
+        # Each stage commits in its own group: stage one (a plain consumer) reads the input
+        # topic, stage two (the Faust app) the routed one.
+        groups = {
+            self.settings.events_topic: self.settings.validate_group,
+            self.settings.routed_topic: self.settings.app_id,
+        }
         admin = AIOKafkaAdminClient(**client_kwargs(self.settings))
         consumer = AIOKafkaConsumer(**client_kwargs(self.settings), group_id=None)
         await admin.start()
         await consumer.start()
         try:
             await consumer.topics()  # refresh metadata so partitions_for_topic knows them
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if not partitions:
-                return {}
-            # Naming the partitions: some brokers (the embedded one) answer only that form.
-            committed = await admin.list_consumer_group_offsets(
-                self.settings.app_id, partitions=partitions
-            )
-            ends = await consumer.end_offsets(partitions)
-            return {
-                (tp.topic, tp.partition): max(ends[tp] - max(committed[tp].offset, 0), 0)
-                for tp in partitions
-                if tp in committed
-            }
+            lag: dict[tuple[str, int], int] = {}
+            for topic, group in groups.items():
+                partitions = [
+                    TopicPartition(topic, p)
+                    for p in sorted(consumer.partitions_for_topic(topic) or ())
+                ]
+                if not partitions:
+                    continue
+                # Naming the partitions: some brokers (the embedded one) answer only that form.
+                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                ends = await consumer.end_offsets(partitions)
+                lag.update(
+                    {
+                        (tp.topic, tp.partition): max(ends[tp] - max(committed[tp].offset, 0), 0)
+                        for tp in partitions
+                        if tp in committed
+                    }
+                )
+            return lag
         finally:
             await consumer.stop()
             await admin.close()

@@ -16,7 +16,6 @@ from api import clock as api_clock
 from api.readmodel import ReadModel
 from api.views import ModelReader
 from stream.kpi.accumulator import WaitStats
-from stream.kpi.waiting import waiting_at
 from stream.kpi.windows import WINDOWS, live_end_us
 
 # Wait-histogram bucket bounds (seconds); each queue's own threshold is added to these.
@@ -159,9 +158,7 @@ class KpiCollector(Collector):
         )
         agents = GaugeMetricFamily("callpulse_agents", "Agents by state", labels=["queue", "state"])
         for queue in self.reader.queue_names():
-            view = self.model.queues.get(queue)
-            live = view.live.values() if view else ()
-            now = waiting_at(now_us + 1, None, live)
+            now = self.reader.waiting(queue, now_us + 1)
             waiting.add_metric([queue], now.calls_waiting)
             longest.add_metric([queue], now.longest_wait_s or 0.0)
             for state, count in self.reader.agent_states(queue, now_us + 1).items():

@@ -39,6 +39,8 @@ class ReadModel:
         self.queues: dict[str, QueueView] = {}
         self.agent_buckets: dict[str, dict[str, dict[int, KpiAccumulator]]] = {}
         self.agents: dict[str, AgentRecord] = {}
+        # Queue -> agents whose retained history names it: a queue's figures read only those.
+        self.agents_by_queue: dict[str, set[str]] = {}
         self.routing: dict[str, RoutingTotals] = {}
         # Events of no queue (kb reads without one, customers): per writing partition.
         self.centre_buckets: dict[str, dict[int, KpiAccumulator]] = {}
@@ -47,6 +49,12 @@ class ReadModel:
         self.invalid_by_reason: dict[str, int] = {}
         self.version = 0
         self.changed = asyncio.Event()
+
+    def agents_of(self, queue: str | None) -> list[AgentRecord]:
+        """The agents that served ``queue`` at some time of the retention (None: every agent)."""
+        if queue is None:
+            return list(self.agents.values())
+        return [self.agents[a] for a in sorted(self.agents_by_queue.get(queue, ()))]
 
     def queue(self, name: str) -> QueueView:
         view = self.queues.get(name)
@@ -120,7 +128,19 @@ def _on_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None)
 
 
 def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
-    _put(model.agents, parts[1], value)
+    agent_id = parts[1]
+    for queue in _queues_of(model.agents.get(agent_id)) - _queues_of(value):
+        agents = model.agents_by_queue[queue]
+        agents.discard(agent_id)
+        if not agents:
+            del model.agents_by_queue[queue]
+    for queue in _queues_of(value):
+        model.agents_by_queue.setdefault(queue, set()).add(agent_id)
+    _put(model.agents, agent_id, value)
+
+
+def _queues_of(record: AgentRecord | None) -> set[str]:
+    return {queue for change in record["changes"] for queue in change[3]} if record else set()
 
 
 def _on_contacts(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:

@@ -30,7 +30,7 @@ class Services:
 
     @property
     def reader(self) -> ModelReader:
-        return ModelReader(self.model, self.centre)
+        return ModelReader(self.model, self.centre, self.settings.max_call_wait_s)
 
     @classmethod
     def connected(cls, settings: Settings, centre: CentreConfig) -> Services:

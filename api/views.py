@@ -23,7 +23,7 @@ from stream.kpi.formulas import agent_figures, catalogue_figures, queue_figures
 from stream.kpi.occupancy import occupancy_parts_us
 from stream.kpi.targets import targets_object
 from stream.kpi.timeutil import US_PER_S, parse_ts_us, us_to_rfc3339
-from stream.kpi.waiting import waiting_at
+from stream.kpi.waiting import MAX_CALL_WAIT_US, WaitingNow, waiting_at
 from stream.kpi.windows import INTERVAL_SIZES_S, interval_starts, window_bounds
 
 KpiObject = dict[str, Any]
@@ -64,10 +64,24 @@ class KpiReader(Protocol):
     def agent_kpis(self, agent_id: str, window: str, at_us: int) -> dict[str, Any] | None: ...
 
 
+MAX_CALL_WAIT_S = MAX_CALL_WAIT_US / US_PER_S
+
+
 class ModelReader:
-    def __init__(self, model: ReadModel, centre: CentreConfig) -> None:
+    def __init__(
+        self, model: ReadModel, centre: CentreConfig, max_call_wait_s: float = MAX_CALL_WAIT_S
+    ) -> None:
         self.model = model
         self.centre = centre
+        # The worker's CALLPULSE_MAX_CALL_WAIT_S: a call waiting longer lost its ending event.
+        self.max_call_wait_us = round(max_call_wait_s * US_PER_S)
+
+    def waiting(self, queue: str, at_us: int) -> WaitingNow:
+        """Calls waiting at ``at_us`` (a minute boundary, or just after now for live figures)."""
+        view = self.model.queues.get(queue) or QueueView()
+        return waiting_at(
+            at_us, view.boundaries.get(at_us), view.live.values(), self.max_call_wait_us
+        )
 
     def queue_names(self) -> list[str]:
         return sorted(set(self.model.queues) | set(self.centre.queues))
@@ -159,7 +173,7 @@ class ModelReader:
         ]
 
     def agent_states(self, queue: str | None, at_us: int) -> dict[str, int]:
-        return count_states(self.model.agents.values(), at_us, queue)
+        return count_states(self.model.agents_of(queue), at_us, queue)
 
     def agents(self, at_us: int) -> list[dict[str, Any]]:
         listing = []
@@ -214,7 +228,7 @@ class ModelReader:
         acc = catalogue.merged(view.buckets, start_us, end_us)
         now_us = clock.now_us()
         threshold = config.threshold_s if threshold_s is None else threshold_s
-        waiting = waiting_at(end_us, view.boundaries.get(end_us), view.live.values())
+        waiting = self.waiting(queue, end_us)
         longest_wait_s = waiting.longest_wait_s
         # A live window ends at the end of the current minute: the oldest call's age is now.
         future_us = end_us - now_us
@@ -236,7 +250,7 @@ class ModelReader:
             "sl_formula": config.sl_formula,
             "calls_waiting": waiting.calls_waiting,
             "longest_wait_s": longest_wait_s,
-            "agents": count_states(self.model.agents.values(), end_us, queue),
+            "agents": count_states(self.model.agents_of(queue), end_us, queue),
         }
         parts = WindowParts(acc, resolution, catalogue.offered_in_last_15m(view.buckets, end_us))
         self._add_catalogue(kpis, parts, queue, config, start_us, end_us, now_us)
@@ -254,7 +268,7 @@ class ModelReader:
     ) -> None:
         """The KPIS.md figures beyond the contract's, and targets with their status."""
         busy_us, staffed_us = occupancy_parts_us(
-            self.model.agents.values(), start_us, min(end_us, now_us), queue
+            self.model.agents_of(queue), start_us, min(end_us, now_us), queue
         )
         kpis.update(catalogue_figures(parts.acc))
         kpis.update(catalogue.resolution_figures(parts.resolution, parts.acc))

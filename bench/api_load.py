@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import httpx
 
@@ -43,6 +44,11 @@ API_EVENTS = 100_000
 KPIS_PATH = "/v1/kpis?window=15m"
 _WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+_WRK_DONE = re.compile(r"^\s+(\d+) requests in", re.MULTILINE)
+_WRK_TIMEOUTS = re.compile(r"timeout (\d+)")
+REQUEST_TIMEOUT_S = 120.0
+SEQUENTIAL_MAX = 20
+SEQUENTIAL_BUDGET_S = 20.0
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -59,28 +65,35 @@ def api(options: Options) -> list[Result]:
         publish(bootstrap, changelog_topic(env), options.partitions, builder.state.store)
         url = start_api(processes, env)
         api_pid = processes.running["api"].pid
-        queues = len(httpx.get(url + KPIS_PATH, headers=AUTH_HEADERS, timeout=30).json()["queues"])
-        single = _sequential_ms(url, 50)
+        reply = httpx.get(url + KPIS_PATH, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S)
+        queues = len(reply.json()["queues"])
+        single = _sequential_ms(url)
         load = _load(url, options)
         idle_rss = rss_mb(api_pid)
         sse = asyncio.run(_sse_with_updates(options, bootstrap, env, url, builder, api_pid))
         return _results(options, queues, single, load, sse, idle_rss)
 
 
-def _sequential_ms(url: str, count: int) -> list[float]:
+def _sequential_ms(url: str) -> list[float]:
     """One client, one request at a time: the service time with no queueing."""
-    timings = []
-    with httpx.Client(base_url=url, headers=AUTH_HEADERS, timeout=30) as client:
-        for _ in range(count):
+    timings: list[float] = []
+    deadline = time.monotonic() + SEQUENTIAL_BUDGET_S
+    with httpx.Client(base_url=url, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S) as client:
+        while len(timings) < SEQUENTIAL_MAX and (not timings or time.monotonic() < deadline):
             started = time.perf_counter()
             client.get(KPIS_PATH).raise_for_status()
             timings.append((time.perf_counter() - started) * 1000)
     return timings
 
 
+@dataclass(frozen=True, slots=True)
 class Load:
-    def __init__(self, p50_ms: float, p99_ms: float, per_s: float, tool: str) -> None:
-        self.p50_ms, self.p99_ms, self.per_s, self.tool = p50_ms, p99_ms, per_s, tool
+    p50_ms: float | None  # None when no request completed
+    p99_ms: float | None
+    per_s: float
+    tool: str
+    completed: int
+    timeouts: int = 0
 
 
 def _load(url: str, options: Options) -> Load:
@@ -88,18 +101,28 @@ def _load(url: str, options: Options) -> Load:
     if wrk is None:
         return asyncio.run(_httpx_load(url, options.api_clients, options.api_s))
     argv = [wrk, "-t2", f"-c{options.api_clients}", f"-d{options.api_s:.0f}s", "--latency"]
+    argv += ["--timeout", f"{REQUEST_TIMEOUT_S:.0f}s"]
     argv += ["-H", f"Authorization: Bearer {READ_TOKEN}", url + KPIS_PATH]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     return parse_wrk(output)
 
 
 def parse_wrk(output: str) -> Load:
-    """p50, p99 and requests/s from ``wrk --latency`` output."""
+    """p50, p99, requests/s, completed requests and timeouts from ``wrk --latency`` output."""
     latencies = {int(q): float(v) * _UNIT_MS[unit] for q, v, unit in _WRK_LATENCY.findall(output)}
-    rate = _WRK_RATE.search(output)
-    if 50 not in latencies or 99 not in latencies or rate is None:
+    rate, done = _WRK_RATE.search(output), _WRK_DONE.search(output)
+    if rate is None or done is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
-    return Load(latencies[50], latencies[99], float(rate.group(1)), "wrk")
+    completed = int(done.group(1))
+    timeouts = _WRK_TIMEOUTS.search(output)
+    return Load(
+        latencies.get(50) if completed else None,
+        latencies.get(99) if completed else None,
+        float(rate.group(1)),
+        "wrk",
+        completed,
+        int(timeouts.group(1)) if timeouts else 0,
+    )
 
 
 async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
@@ -114,10 +137,16 @@ async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
             timings.append((time.perf_counter() - started) * 1000)
 
     async with httpx.AsyncClient(
-        base_url=url, headers=AUTH_HEADERS, timeout=60, limits=limits
+        base_url=url, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S, limits=limits
     ) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
-    return Load(percentile(timings, 50), percentile(timings, 99), len(timings) / seconds, "httpx")
+    return Load(
+        percentile(timings, 50) if timings else None,
+        percentile(timings, 99) if timings else None,
+        len(timings) / seconds,
+        "httpx",
+        len(timings),
+    )
 
 
 async def _sse_with_updates(
@@ -184,10 +213,11 @@ def _results(
     sse: dict[str, float],
     idle_rss: float,
 ) -> list[Result]:
-    serial = f"1 client: p50 {percentile(single, 50):.1f} ms"
+    serial = f"1 client: p50 {percentile(single, 50):,.1f} ms over {len(single)} requests"
     note = (
         f"{queues} queues; {options.api_clients} clients ({load.tool}), "
-        f"{load.per_s:,.0f} requests/s; {serial}; API RSS {idle_rss:.0f} MB"
+        f"{load.completed:,} requests completed ({load.per_s:,.1f}/s, {load.timeouts} timed out "
+        f"at {REQUEST_TIMEOUT_S:.0f} s); {serial}; API RSS {idle_rss:.0f} MB"
     )
     sse_note = (
         f"{sse['connected']:.0f} connected, {sse['held']:.0f} still receiving at the end of "

@@ -1,7 +1,7 @@
 """Drain a pre-filled topic with a real worker process and read back how fast it went.
 
 Shared by the throughput, replay and profile scenarios. A run is: fill the events topic, start
-the worker, wait (watching only committed offsets) until the group has committed everything,
+the worker, wait (watching only committed offsets) until its groups have committed everything,
 stop it, then read the worker's changelog for the events counted and the timestamps of the
 first and last counter writes.
 """
@@ -89,14 +89,14 @@ def drain_callpulse(
     bootstrap = env["CALLPULSE_KAFKA_BOOTSTRAP"]
     app_id = env["CALLPULSE_APP_ID"]
     topics = [env["CALLPULSE_EVENTS_TOPIC"], f"{app_id}-routed-events"]
+    # Stage one (stream.ingress) commits in its own group, stage two in the app's.
+    groups = {f"{app_id}-validate": topics[:1], app_id: topics[1:]}
     broker_cpu0 = _broker_cpu(processes)
     started = time.time()
     worker = processes.start_callpulse("worker", env, "worker")
     spy = _start_profiler(worker.pid, profile_to) if profile_to else None
     try:
-        kafkaio.wait_drained(
-            bootstrap, app_id, topics, filled.ends, DRAIN_TIMEOUT_S, processes.check_alive
-        )
+        kafkaio.wait_drained(bootstrap, groups, filled.ends, DRAIN_TIMEOUT_S, processes.check_alive)
         time.sleep(1.0)  # let the last buffered changelog writes go out
         worker_cpu, rss = cpu_s(worker.pid), rss_mb(worker.pid)
     finally:

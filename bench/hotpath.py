@@ -18,14 +18,17 @@ from bench.report import Result
 from bench.throughput import messages, traffic
 
 HOT_PATH = (
-    Bucket("stage 1 (validate agent), all of it", r"worker\.py:.*validate$"),
+    Bucket("stage 1 (stream.ingress), all of it", r"ingress\.py:"),
     Bucket("  decode (orjson)", r"decode\.py:decode_message$"),
     Bucket("  validation (schema + checks)", r"validation\.py:EventValidator\.validate$"),
     Bucket("  pseudonymise callers", r"pseudonym\.py:"),
-    Bucket("  forward: Topic.send (routed, DLQ)", r"faust/topics\.py:Topic\.send$"),
+    Bucket("  forward: encode + producer.send (routed, DLQ)", r"ingress\.py:.*_send$"),
     Bucket("stage 2 (aggregate agent), all of it", r"worker\.py:.*aggregate$"),
     Bucket("  MessageProcessor.process", r"processor\.py:MessageProcessor\.process$"),
-    Bucket("    table writes (Faust __setitem__, changelog)", r"faust/tables/.*__setitem__$"),
+    Bucket(
+        "    table writes (Faust on_key_set, changelog send_soon)",
+        r"faust/tables/table\.py:Table\.on_key_set$",
+    ),
     Bucket("    accumulator merge/to_json/from_json", r"accumulator\.py:.*(merge|json)"),
     Bucket("    retention expiry scans", r"expir"),
     Bucket("Faust stream/consumer machinery", r"faust/(streams|channels|transport/consumer)\.py"),

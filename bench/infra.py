@@ -52,7 +52,9 @@ class Processes:
         return self.broker.bootstrap
 
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Popen[bytes]:
-        process = spawn(argv, env=env, log_path=self.log_dir / f"{name}.log")
+        log = self.log_dir / f"{name}.log"
+        log.unlink(missing_ok=True)  # spawn appends: an old run's lines would read as this one's
+        process = spawn(argv, env=env, log_path=log)
         self.running[name] = process
         return process
 

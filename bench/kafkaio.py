@@ -175,29 +175,35 @@ def behind(ends: Offsets, committed: Offsets) -> int:
 
 def wait_drained(
     bootstrap: str,
-    group: str,
-    topics: list[str],
+    groups: dict[str, list[str]],
     exact_ends: Offsets,
     timeout_s: float,
     check: Callable[[], None],
 ) -> None:
-    """Until ``group`` has committed everything in ``topics`` and stopped committing.
+    """Until every group has committed everything in its topics and stopped committing.
 
-    The embedded broker reports a partition's end as the last record batch's first offset plus
-    one, so for topics the bench did not fill (the worker's own stage topic) "done" also needs
-    the commits to stand still across one commit interval; the changelog count checks it after.
+    ``groups`` maps a consumer group to the topics it reads (the worker's two stages commit
+    in two groups). The embedded broker reports a partition's end as the last record batch's
+    first offset plus one, so for topics the bench did not fill (the worker's own stage topic)
+    "done" also needs the commits to stand still across one commit interval; the changelog
+    count checks it after.
     """
     deadline = time.monotonic() + timeout_s
     previous: Offsets | None = None
     while True:
         check()
-        ends, committed = asyncio.run(group_offsets(bootstrap, group, topics))
+        ends: Offsets = {}
+        committed: Offsets = {}
+        for group, topics in groups.items():
+            group_ends, group_committed = asyncio.run(group_offsets(bootstrap, group, topics))
+            ends.update(group_ends)
+            committed.update(group_committed)
         ends.update(exact_ends)
         if behind(ends, committed) == 0 and committed == previous:
             return
         previous = committed
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{group}: not drained after {timeout_s:.0f} s")
+            raise TimeoutError(f"{', '.join(groups)}: not drained after {timeout_s:.0f} s")
         time.sleep(COMMIT_INTERVAL_S + 0.5)
 
 

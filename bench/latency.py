@@ -19,6 +19,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench import stages
 from bench.events import Event, Traffic, event_chunks, producer_key, rfc3339
 from bench.infra import AUTH_HEADERS, Processes, callpulse_env, start_api, start_worker
 from bench.options import Options
@@ -51,20 +52,25 @@ def latency(options: Options) -> list[Result]:
         (options.latency_low_rate, 1, "1 event/message"),
     ):
         name = f"latency-{rate:.0f}-{per_message or 'batched'}"
-        probes, achieved = _run(replace(options, latency_rate=rate), name, per_message)
-        results.extend(_results(rate, label, probes, achieved, rate == options.latency_rate))
+        probes, achieved, split = _run(replace(options, latency_rate=rate), name, per_message)
+        results.extend(
+            _results(rate, label, probes, achieved, split, targeted=rate == options.latency_rate)
+        )
     return results
 
 
-def _run(options: Options, name: str, per_message: int) -> tuple[Probes, float]:
+def _run(options: Options, name: str, per_message: int) -> tuple[Probes, float, str]:
     with Processes(options.out_dir / "logs", name) as processes:
         bootstrap = processes.start_broker()
         env = callpulse_env(bootstrap, name, options.partitions)
         start_worker(processes, env)
         url = start_api(processes, env)
-        return asyncio.run(
-            _measure(options, bootstrap, env["CALLPULSE_EVENTS_TOPIC"], url, per_message)
-        )
+        topic = env["CALLPULSE_EVENTS_TOPIC"]
+        probes, rate = asyncio.run(_measure(options, bootstrap, topic, url, per_message))
+        processes.stop("api")
+        processes.stop("worker")  # before reading the topics back: the two cores are the bench's
+        split = stages.split(bootstrap, env, probes.queue)
+        return probes, rate, split.describe()
 
 
 async def _measure(
@@ -162,13 +168,13 @@ def _background(count: int, queues: int) -> Iterator[Event]:
 
 
 def _results(
-    target_rate: float, label: str, probes: Probes, rate: float, targeted: bool
+    target_rate: float, label: str, probes: Probes, rate: float, stage_text: str, *, targeted: bool
 ) -> list[Result]:
     latencies = probes.latencies_ms()
     missing = len(probes.sent_at) - len(latencies)
     note = (
         f"{len(latencies)} probes at {rate:,.0f} events/s produced, {probes.polls:,} polls, "
-        f"max {max(latencies, default=0):,.0f} ms"
+        f"max {max(latencies, default=0):,.0f} ms; {stage_text}"
     )
     if missing:
         note += f"; {missing} probes NOT visible within {SETTLE_S:.0f} s (worker behind)"

@@ -102,7 +102,7 @@ def _build(options: Options, pseudonym_key: str) -> tuple[StateBuilder, Counter[
         queues=options.memory_queues,
         id_prefix="m-",
     )
-    builder = StateBuilder(options.partitions, pseudonym_key)
+    builder = StateBuilder(options.partitions, pseudonym_key, live=True)
     for chunk in event_chunks(spec):
         builder.add(chunk, now_us)
     builder.add(open_calls(options.open_calls, options.memory_queues, now_us), now_us)

@@ -70,7 +70,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    if unit in ("events/s", "events", "requests/s"):
+    if unit in ("events/s", "events", "requests/s", "subscribers"):
         return f"{value:,.0f} {unit}"
     if unit == "ms":
         return f"{value:,.1f} ms"

@@ -48,7 +48,7 @@ async def _subscribe(
             f"Authorization: Bearer {token}\r\n\r\n"
         )
         writer.write(request.encode())
-        status = await reader.readline()
+        status = await reader.readline()  # the holder cancels it if the server never answers
         if b" 200 " not in status:
             sub.error = status.decode(errors="replace").strip()
             return
@@ -87,6 +87,10 @@ async def hold_subscribers(url: str, token: str, count: int, seconds: float) -> 
     await asyncio.sleep(seconds)
     ended = time.monotonic()
     stop.set()
+    # A subscriber still waiting for its response (or a read) is not held: cancel what is left.
+    _, pending = await asyncio.wait(tasks, timeout=2.0)
+    for task in pending:
+        task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return summarise(subscribers, ended, ended - started)
 

@@ -10,7 +10,7 @@ with a day of history in seconds instead of replaying it through Kafka.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from bench.events import Event
 from callpulse.pseudonym import Pseudonymiser
 from stream.decode import Rejection
 from stream.kpi.config import CentreConfig
+from stream.kpi.timeutil import US_PER_S, parse_ts_us
 from stream.processor import MessageProcessor, Retention, expire_partition
 from stream.records import routing_key
 from stream.validation import EventValidator
@@ -60,16 +61,26 @@ class BuiltState:
 
 
 class StateBuilder:
-    def __init__(self, partitions: int, pseudonym_key: str, retention: Retention | None = None):
+    """``live``: each batch is processed at its last event's time plus a second, as a worker
+    keeping up would, so the processor's own expiry (hourly here, every minute in the worker)
+    drops call states and dedupe marks as they age. Otherwise every batch is processed at the
+    ``now_us`` given, as in a replay."""
+
+    def __init__(self, partitions: int, pseudonym_key: str, *, live: bool = False) -> None:
         self.partitions = partitions
-        self.retention = retention or Retention()
+        self.live = live
+        # The worker expires every minute; hourly keeps the build minutes long, not hours, and
+        # ``expire`` at the end brings the state to exactly what a worker holds.
+        self.retention = Retention(expiry_every_s=3600.0) if live else Retention()
         self.validator = EventValidator(max_past_s=self.retention.buckets_s, max_future_s=600)
         self.pseudonymiser = Pseudonymiser(pseudonym_key)
         self.processor = MessageProcessor(CentreConfig(), self.retention)
         self.state = BuiltState()
 
-    def add(self, events: Iterable[Event], now_us: int) -> None:
+    def add(self, events: Sequence[Event], now_us: int) -> None:
         """One stage-one batch: validate, group by routing key, process each group's chunks."""
+        if self.live and events:
+            now_us = min(now_us, max(parse_ts_us(e["ts"]) for e in events) + US_PER_S)
         grouped: dict[str, list[Event]] = {}
         for candidate in events:
             result = self.validator.validate(candidate, now_us=now_us)

@@ -173,23 +173,21 @@ def simulate(
     ] = None,
 ) -> None:
     """Realistic call-centre traffic into the events topic."""
-    from callpulse.kafka import producer_acks
-    from callpulse.simulator.producer import run_simulator
+    from callpulse.simulator.producer import producer_options, run_simulator
     from callpulse.simulator.profiles import default_centre
 
-    settings = Settings()
+    settings = _settings()  # a bad Kafka security setting: a clear message, not a traceback
     plan = _understaff_plan(understaff, [queue.name for queue in default_centre(scale).queues])
     asyncio.run(_ensure_topics(settings))
     produced = asyncio.run(
         run_simulator(
-            bootstrap_servers=settings.kafka_bootstrap,
+            kafka=producer_options(settings),  # TLS and SASL as every other client
             topic=settings.events_topic,
             centre=default_centre(scale),
             seed=seed,
             speed=speed,
             backfill_s=backfill_s,
             duration_s=duration_s,
-            acks=producer_acks(settings),
             on_live_tick=plan,
         )
     )

@@ -14,7 +14,13 @@ from pathlib import Path
 from types import FrameType
 
 from api.alerts.watch import AlertWatch
-from callpulse.broker import EmbeddedBroker, free_port, port_open, start_embedded_broker
+from callpulse.broker import (
+    EXACT_END_OFFSETS_ENV,
+    EmbeddedBroker,
+    free_port,
+    port_open,
+    start_embedded_broker,
+)
 from callpulse.process import spawn, stop_process
 from callpulse.pseudonym import DEV_KEY
 from callpulse.settings import Settings
@@ -49,6 +55,7 @@ def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
             "CALLPULSE_INSECURE": "true",
             "CALLPULSE_PSEUDONYM_KEY": env.get("CALLPULSE_PSEUDONYM_KEY") or DEV_KEY,
         }
+        | EXACT_END_OFFSETS_ENV
     )
     return env
 

@@ -59,12 +59,14 @@ class Pseudonymiser:
     def __init__(self, key: str) -> None:
         if not key:
             raise ValueError("a pseudonym key must not be empty")
-        self._key = key.encode("utf-8")
+        # Keyed once: copying the keyed state costs less than keying each caller anew.
+        self._keyed = hmac.new(key.encode("utf-8"), digestmod=hashlib.sha256)
 
     def __call__(self, caller: str) -> str:
         if is_pseudonym(caller):
             return caller
-        digest = hmac.new(self._key, caller.encode("utf-8", errors="replace"), hashlib.sha256)
+        digest = self._keyed.copy()
+        digest.update(caller.encode("utf-8", errors="replace"))
         return PREFIX + digest.hexdigest()[:HEX_CHARS]
 
     def event(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         """Valid events re-keyed so all state of a queue (or agent) lives on one partition."""
         return f"{self.app_id}-routed-events"
 
+    @property
+    def validate_group(self) -> str:
+        """Stage one's consumer group (stream.ingress): a plain consumer, apart from Faust's."""
+        return f"{self.app_id}-validate"
+
 
 @lru_cache
 def get_settings() -> Settings:

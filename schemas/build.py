@@ -1,5 +1,10 @@
 """Generate the per-type event schemas from ``events/common.schema.json`` and the specs below.
 
+Every name is an ``identifier`` and every number a ``duration_s``, a ``bounded_number`` or
+narrower: the bounds ``stream/validation.py`` enforces (no control characters in names, no
+number beyond 1e9), so the published schema refuses what the validator refuses
+(tests/unit/test_schemas.py compares them).
+
 Each generated file stands alone, with the common fields and ``$defs`` inlined (no ``$ref``):
 fastjsonschema then compiles it without a resolver, and a producer can use one file by itself.
 
@@ -105,14 +110,14 @@ SPECS: dict[str, Schema] = {
         "required": ["queue", "survey"],
         "properties": {
             "survey": _enum(["csat", "nps", "ces", "esat", "servqual"], "Which survey."),
-            "score": {"type": "number", "description": "The answer; required unless servqual."},
-            "scale_max": {"type": "number", "exclusiveMinimum": 0, "description": "Top of scale."},
+            "score": _ref("bounded_number", "The answer; required unless servqual."),
+            "scale_max": {**_ref("bounded_number", "Top of scale."), "exclusiveMinimum": 0},
             "dimension": _enum(
                 ["tangibles", "reliability", "responsiveness", "assurance", "empathy"],
                 "SERVQUAL dimension.",
             ),
-            "expectation": {"type": "number", "description": "SERVQUAL expectation score."},
-            "perception": {"type": "number", "description": "SERVQUAL perception score."},
+            "expectation": _ref("bounded_number", "SERVQUAL expectation score."),
+            "perception": _ref("bounded_number", "SERVQUAL perception score."),
         },
         "rules": {
             "if": {"required": ["survey"], "properties": {"survey": {"const": "servqual"}}},
@@ -149,7 +154,11 @@ SPECS: dict[str, Schema] = {
         "required": ["ticket_id", "queue"],
         "properties": {
             **TICKET_PROPERTIES,
-            "contacts": {"type": "integer", "minimum": 1, "description": "Contacts it took."},
+            "contacts": {
+                **_ref("bounded_number", "Contacts it took."),
+                "type": "integer",
+                "minimum": 1,
+            },
         },
     },
     "kb.article_viewed": {

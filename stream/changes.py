@@ -72,3 +72,8 @@ class MessageOutcome:
     processed: int = 0
     duplicates: int = 0
     changed_queues: set[str] = field(default_factory=set)
+
+    def absorb(self, other: MessageOutcome) -> None:
+        self.processed += other.processed
+        self.duplicates += other.duplicates
+        self.changed_queues |= other.changed_queues

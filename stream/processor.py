@@ -11,6 +11,13 @@ in unit tests). Exactness without transactions rests on two rules:
    either an event's dedupe mark is missing (it is re-applied, and fenced aggregates ignore
    it) or every aggregate it touched is already written.
 
+``process_batch`` applies several messages of one partition, each exactly as ``process``
+would (its own offset, its own fence checks), but holds the writes back and writes each
+record once, with the offset of the last message that changed it: every aggregate of the
+batch, then every state and dedupe mark. Both rules hold for the batch as a whole, so a crash
+anywhere in its writes, replayed in any batches, gives the same records (a fence at offset
+``o`` says the record holds every message up to ``o`` of its partition).
+
 Stored objects are never mutated in place: Faust serialises changelog values later, so a value
 handed to the table must not change afterwards.
 """
@@ -18,12 +25,12 @@ handed to the table must not change afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from stream import records
 from stream.changes import CentreChanges, MessageOutcome, QueueChanges, RoutingTotals
 from stream.expiry import Record, RecordStore, Retention, expire_partition
-from stream.kpi.accumulator import KpiAccumulator
+from stream.kpi.accumulator import KpiAccumulator, merged_json
 from stream.kpi.agents import AgentRecord, apply_agent_event, new_agent_record, prune_changes
 from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
@@ -31,7 +38,7 @@ from stream.kpi.contacts import ContactFacts
 from stream.kpi.tickets import TicketState, apply_ticket_event, new_ticket_state
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.waiting import BoundaryWaiting
-from stream.records import OFFSET_FIELD, PARTITION_FIELD, key
+from stream.records import OFFSET_FIELD, PARTITION_FIELD, SEP, key
 
 __all__ = [
     "MessageOutcome",
@@ -43,6 +50,10 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
+# One routed message: its offset and its events.
+Message = tuple[int, Iterable[Event]]
+# Worker-only families that say which events counted: written after every aggregate.
+_STATE_PREFIXES = tuple(f"{family}{SEP}" for family in (records.CALL, records.TICKET, records.SEEN))
 
 
 class MessageProcessor:
@@ -60,12 +71,31 @@ class MessageProcessor:
         partition: int,
         now_us: int,
     ) -> MessageOutcome:
-        work = _MessageWork(store, self.centre, offset, partition, now_us, self.retention)
-        for event in events:
-            work.apply(event)
-        work.flush()
-        self._maybe_expire(store, partition, offset, now_us)
-        return work.outcome
+        return self.process_batch(store, [(offset, events)], partition=partition, now_us=now_us)
+
+    def process_batch(
+        self,
+        store: RecordStore,
+        messages: Iterable[Message],
+        *,
+        partition: int,
+        now_us: int,
+    ) -> MessageOutcome:
+        """Messages of ``partition`` in offset order; each record written once (see module)."""
+        held = _HeldWrites(store)
+        outcome = MessageOutcome()
+        last_offset: int | None = None
+        for offset, events in messages:
+            work = _MessageWork(held, self.centre, offset, partition, now_us, self.retention)
+            for event in events:
+                work.apply(event)
+            work.flush()
+            outcome.absorb(work.outcome)
+            last_offset = offset
+        held.write_through()
+        if last_offset is not None:
+            self._maybe_expire(store, partition, last_offset, now_us)
+        return outcome
 
     def _maybe_expire(self, store: RecordStore, partition: int, offset: int, now_us: int) -> None:
         last = self._last_expiry_us.get(partition)
@@ -75,12 +105,47 @@ class MessageProcessor:
         expire_partition(store, partition, offset, now_us, self.retention)
 
 
+class _Records(Protocol):
+    def get(self, key: str) -> Record | None: ...
+
+    def __setitem__(self, key: str, value: Record) -> None: ...
+
+
+class _HeldWrites:
+    """A batch's writes, read back by its later messages, then written to the store once
+    each: aggregates first, then states and dedupe marks (rule 2 for the whole batch)."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+        self.aggregates: dict[str, Record] = {}
+        self.states: dict[str, Record] = {}
+
+    def get(self, key: str) -> Record | None:
+        value = (
+            self.states.get(key) if key.startswith(_STATE_PREFIXES) else self.aggregates.get(key)
+        )
+        return value if value is not None else self.store.get(key)
+
+    def __setitem__(self, key: str, value: Record) -> None:
+        if key.startswith(_STATE_PREFIXES):
+            self.states[key] = value
+        else:
+            self.aggregates[key] = value
+
+    def write_through(self) -> None:
+        store = self.store
+        for record_key, value in self.aggregates.items():
+            store[record_key] = value
+        for record_key, value in self.states.items():
+            store[record_key] = value
+
+
 class _MessageWork:
     """The state one message reads and writes, loaded once and written once."""
 
     def __init__(
         self,
-        store: RecordStore,
+        store: _Records,
         centre: CentreConfig,
         offset: int,
         partition: int,
@@ -94,6 +159,7 @@ class _MessageWork:
         self.calls: dict[str, CallState] = {}
         self.tickets: dict[str, TicketState] = {}
         self.agents: dict[str, AgentRecord] = {}
+        self.agent_ids: dict[str, set[str]] = {}  # event ids in each agent's history
         self.seen: dict[str, bool] = {}
         self.totals: dict[str, RoutingTotals] = {}
         self.outcome = MessageOutcome()
@@ -102,7 +168,10 @@ class _MessageWork:
 
     def apply(self, event: Event) -> None:
         kind: str = event["type"]
-        routing = self.totals.setdefault(records.routing_key(event), RoutingTotals())
+        routing_key = records.routing_key(event)
+        routing = self.totals.get(routing_key)
+        if routing is None:
+            routing = self.totals[routing_key] = RoutingTotals()
         routing.events[kind] = routing.events.get(kind, 0) + 1
         self.outcome.processed += 1
         if kind.startswith("call."):
@@ -117,11 +186,11 @@ class _MessageWork:
 
     def _apply_call(self, event: Event) -> bool:
         queue: str = event["queue"]
-        call_key = key(records.CALL, queue, event["call_id"])
+        call_key = f"{records.CALL}{SEP}{queue}{SEP}{event['call_id']}"  # key(), inlined
         state = self.calls.get(call_key)
         if state is None:
             stored = self.store.get(call_key)
-            state = _copy_ids(stored) if stored else new_call_state(event["call_id"])
+            state = _copy_state(stored) if stored else new_call_state(event["call_id"])
             self.calls[call_key] = state
         counted = apply_call_event(state, event, self._queue(queue), self.centre.for_queue(queue))
         if counted:
@@ -134,7 +203,7 @@ class _MessageWork:
         state = self.tickets.get(ticket_key)
         if state is None:
             stored = self.store.get(ticket_key)
-            state = _copy_ids(stored) if stored else new_ticket_state(event["ticket_id"])
+            state = _copy_state(stored) if stored else new_ticket_state(event["ticket_id"])
             self.tickets[ticket_key] = state
         counted = apply_ticket_event(state, event, self._queue(queue))
         if counted:
@@ -142,11 +211,13 @@ class _MessageWork:
         return counted
 
     def _apply_other(self, event: Event) -> bool:
-        seen_key = key(records.SEEN, event["event_id"])
+        kind = event["type"]
+        if kind == "agent.state":
+            return self._apply_agent(event)
+        seen_key = f"{records.SEEN}{SEP}{event['event_id']}"  # key(), inlined
         if seen_key in self.seen or self.store.get(seen_key) is not None:
             return False
         self.seen[seen_key] = True
-        kind = event["type"]
         if kind == "survey.response":
             self._apply_survey(event)
         elif kind == "kb.article_viewed":
@@ -158,10 +229,18 @@ class _MessageWork:
             field = "customers_acquired" if kind == "customer.acquired" else "customers_churned"
             for acc in self._centre_targets(event["ts_us"]):
                 setattr(acc, field, getattr(acc, field) + 1)
-        elif kind == "agent.state":
-            # The agent's own history also knows its events, longer than seen marks last.
-            return apply_agent_event(self._agent(event["agent_id"]), event)
         return True
+
+    def _apply_agent(self, event: Event) -> bool:
+        """The agent's history holds the id of every change it keeps (longer than a seen mark
+        would last), so it dedupes its events itself: no seen mark, one write less each."""
+        agent_id = event["agent_id"]
+        record = self._agent(agent_id)
+        ids = self.agent_ids[agent_id]
+        if event["event_id"] in ids:
+            return False
+        ids.add(event["event_id"])
+        return apply_agent_event(record, event)
 
     def _apply_survey(self, event: Event) -> None:
         changes = self._queue(event["queue"])
@@ -204,6 +283,7 @@ class _MessageWork:
                 record["changes"] = list(stored["changes"])
                 record[OFFSET_FIELD] = stored.get(OFFSET_FIELD, -1)
             self.agents[agent_id] = record
+            self.agent_ids[agent_id] = {change[1] for change in record["changes"]}
         return record
 
     # -- writing ---------------------------------------------------------------------------
@@ -236,9 +316,8 @@ class _MessageWork:
         writable, stored = self._unfenced(record_key)
         if not writable:
             return
-        acc = KpiAccumulator.from_json(stored["acc"]) if stored else KpiAccumulator()
-        acc.merge(delta)
-        self.store[record_key] = self._stamp({"acc": acc.to_json()})
+        acc = merged_json(stored["acc"] if stored else None, (delta,))
+        self.store[record_key] = self._stamp({"acc": acc})
 
     def _flush_queue(self, queue: str, changes: QueueChanges) -> None:
         for bucket, delta in changes.queue_deltas.items():
@@ -293,18 +372,19 @@ class _MessageWork:
             writable, stored = self._unfenced(record_key)
             if not writable:
                 continue
-            acc = KpiAccumulator.from_json(stored["acc"]) if stored else KpiAccumulator()
+            value: Record = {}
+            if routing.startswith("q:"):
+                # A queue's all-time figures. Other routing keys (agents, customers, centre)
+                # have none, and the API reads none: their totals are counters only.
+                changes = self.queues.get(routing[2:])
+                deltas = changes.queue_deltas.values() if changes is not None else ()
+                value["acc"] = merged_json(stored["acc"] if stored else None, deltas)
             events = dict(stored["events"]) if stored else {}
             for kind, count in totals.events.items():
                 events[kind] = events.get(kind, 0) + count
-            queue = routing[2:] if routing.startswith("q:") else None
-            if queue is not None and queue in self.queues:
-                for delta in self.queues[queue].queue_deltas.values():
-                    acc.merge(delta)
-            duplicates = (stored["duplicates"] if stored else 0) + totals.duplicates
-            self.store[record_key] = self._stamp(
-                {"acc": acc.to_json(), "events": events, "duplicates": duplicates}
-            )
+            value["events"] = events
+            value["duplicates"] = (stored["duplicates"] if stored else 0) + totals.duplicates
+            self.store[record_key] = self._stamp(value)
 
     def _flush_agents(self) -> None:
         horizon_us = self.now_us - int(self.retention.buckets_s * US_PER_S)
@@ -315,8 +395,7 @@ class _MessageWork:
             self.store[key(records.AGENT, agent_id)] = self._stamp(record)
 
 
-def _copy_ids(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored call or ticket state, safe to change: its one mutable field is copied."""
-    state = dict(stored)
-    state["ids"] = list(stored["ids"])
-    return state
+def _copy_state(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored call or ticket state, safe to change: the state machines replace its
+    sequences (tuples) rather than append to them, so a shallow copy is enough."""
+    return dict(stored)

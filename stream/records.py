@@ -9,14 +9,14 @@ Record families:
 | ``ba`` | queue, agent, bucket_us | agent accumulator for one minute in one queue | read model |
 | ``w`` | queue, boundary_us | calls whose finished wait spanned the boundary | read model |
 | ``l`` | queue | calls waiting now (live set) | read model |
-| ``t`` | routing key | all-time totals (Prometheus counters) | read model |
+| ``t`` | routing key | event counters (a queue's: its all-time accumulator too) | read model |
 | ``g`` | agent | agent state changes | read model |
 | ``k`` | queue, bucket_us | contact facts for one minute (repeat-caller rule) | read model |
 | ``x`` | partition, bucket_us | accumulator of events with no queue (kb, customers) | read model |
 | ``xa`` | partition | all-time accumulator of those events (retention's base) | read model |
 | ``c`` | queue, call_id | one call's state | worker only |
 | ``tk`` | queue, ticket_id | one ticket's state | worker only |
-| ``d`` | event_id | seen non-call event (dedupe) | worker only |
+| ``d`` | event_id | seen survey, kb or customer event (dedupe) | worker only |
 
 ``x`` and ``xa`` are keyed by the partition that writes them: events without a queue have no
 record of their own to live in, and a record only its own partition writes keeps the offset

@@ -61,6 +61,9 @@ _IDENTIFIER_MAX_LENGTH = 200
 _NAME_LISTS = ("queues",)
 
 _Check = Callable[[object], object]
+# Per event type: the compiled schema, number fields, name fields the schema leaves unchecked
+# for control characters, and fields the schema keeps shallow.
+_Rules = tuple[_Check, tuple[str, ...], tuple[str, ...], frozenset[str]]
 # A tuple, not ``dict | list``: building the union per call costs more than the check.
 _CONTAINERS = (dict, list)
 _ARTICLES = {
@@ -89,13 +92,14 @@ class EventValidator:
         if not schemas:
             raise ValueError(f"no event schemas (*{SCHEMA_SUFFIX}) in {directory}")
         handlers = {"https": _local_ref_handler(directory)}
-        self._rules: dict[str, tuple[_Check, tuple[str, ...], tuple[str, ...]]] = {
+        self._rules: dict[str, _Rules] = {
             event_type: (
                 fastjsonschema.compile(
                     schema, handlers=handlers, use_default=False, use_formats=False
                 ),
                 _number_fields(schema),
-                _name_fields(schema),
+                _unguarded_name_fields(schema),
+                _shallow_fields(schema),
             )
             for event_type, schema in schemas.items()
         }
@@ -115,7 +119,7 @@ class EventValidator:
         event_type = candidate.get("type")
         if not isinstance(event_type, str) or (rules := self._rules.get(event_type)) is None:
             return _type_rejection(candidate)
-        check, number_fields, name_fields = rules
+        check, number_fields, name_fields, shallow_fields = rules
         try:
             check(candidate)
         except JsonSchemaValueException as exc:
@@ -123,7 +127,7 @@ class EventValidator:
         problem = (
             _bad_number_field(candidate, number_fields)
             or _control_character_field(candidate, name_fields)
-            or _too_deep_field(candidate)
+            or _too_deep_field(candidate, shallow_fields)
         )
         if problem:
             return Rejection(INVALID_VALUE, f"{event_type}: {problem}", event=candidate)
@@ -172,11 +176,18 @@ def _control_character_field(candidate: dict[Any, Any], name_fields: tuple[str, 
     return ""
 
 
-def _too_deep_field(candidate: dict[Any, Any]) -> str:
+def _too_deep_field(candidate: dict[Any, Any], shallow_fields: frozenset[str]) -> str:
     # orjson reads 1024 levels but writes only 254: an accepted event must survive being
     # forwarded (inside a batch) and dead-lettered (inside a record), so extras stay shallow.
-    for value in candidate.values():
-        if isinstance(value, _CONTAINERS) and _depth_exceeds(value, MAX_NESTING):
+    # Fields the schema already holds to a scalar or a list of scalars need no walk.
+    if candidate.keys() <= shallow_fields:  # no extra field: the usual case, checked in C
+        return ""
+    for name, value in candidate.items():
+        if (
+            isinstance(value, _CONTAINERS)
+            and name not in shallow_fields
+            and _depth_exceeds(value, MAX_NESTING)
+        ):
             name = next(key for key, item in candidate.items() if item is value)
             return f"field '{_show_key(name)}' nests deeper than {MAX_NESTING} levels"
     return ""
@@ -230,17 +241,55 @@ def _number_fields(schema: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _name_fields(schema: dict[str, Any]) -> tuple[str, ...]:
-    """Fields holding names (queue, call, agent...), and lists of them (an agent's queues)."""
+def _unguarded_name_fields(schema: dict[str, Any]) -> tuple[str, ...]:
+    """Fields holding names (queue, call, agent...), and lists of them (an agent's queues),
+    whose schema ``pattern`` does not already refuse control characters."""
     properties: dict[str, Any] = schema.get("properties", {})
     names = []
     for name, prop in properties.items():
         if not isinstance(prop, dict):
             continue
         shape = prop.get("items", {}) if name in _NAME_LISTS else prop
-        if shape.get("type") == "string" and shape.get("maxLength") == _IDENTIFIER_MAX_LENGTH:
+        is_name = shape.get("type") == "string" and shape.get("maxLength") == _IDENTIFIER_MAX_LENGTH
+        if is_name and not _refuses_control_characters(shape.get("pattern")):
             names.append(name)
     return tuple(names)
+
+
+def _refuses_control_characters(pattern: object) -> bool:
+    """Whether a schema ``pattern`` (searched, as JSON Schema does) refuses exactly what
+    ``_CONTROL`` finds, tried on every control character and a few others."""
+    if not isinstance(pattern, str):
+        return False
+    try:
+        compiled = re.compile(pattern)
+    except re.error:
+        return False
+    samples = [
+        f"x{chr(code)}{tail}" for code in (*range(0x20), 0x7F, 0x80, 0xA0) for tail in ("y", "")
+    ]
+    return compiled.search("xy") is not None and all(
+        (compiled.search(text) is None) == bool(_CONTROL.search(text)) for text in samples
+    )
+
+
+def _shallow_fields(schema: dict[str, Any]) -> frozenset[str]:
+    """Fields the schema holds to a scalar, or an array of scalars: never nested deeper."""
+    scalars = {"string", "number", "integer", "boolean", "null"}
+    properties: dict[str, Any] = schema.get("properties", {})
+    shallow = set()
+    for name, prop in properties.items():
+        if not isinstance(prop, dict):
+            continue
+        types = set(_as_list(prop.get("type")))
+        if types == {"array"} and isinstance(prop.get("items"), dict):
+            types = set(_as_list(prop["items"].get("type")))
+        fixed = [prop["const"]] if "const" in prop else prop.get("enum")
+        if (types and types <= scalars) or (
+            isinstance(fixed, list) and not any(isinstance(v, _CONTAINERS) for v in fixed)
+        ):
+            shallow.add(name)
+    return frozenset(shallow)
 
 
 def _as_list(value: object) -> list[object]:
@@ -280,8 +329,18 @@ def schema_rejection(
         return Rejection(WRONG_TYPE, detail, event=candidate)
     # The schema only bounds a ts string's length; a ts that fails is a timestamp problem.
     reason = INVALID_TIMESTAMP if path == "ts" else INVALID_VALUE
-    detail = f"{event_type}: field '{label}' {_rule_text(exc)}, got {_show(exc.value)}"
+    rule = _bound_text(exc) or _rule_text(exc)
+    detail = f"{event_type}: field '{label}' {rule}, got {_show(exc.value)}"
     return Rejection(reason, detail, event=candidate)
+
+
+def _bound_text(exc: JsonSchemaValueException) -> str:
+    """The schemas carry the bounds checked below (schemas/build.py): word them the same."""
+    if exc.rule == "pattern":  # the schemas' one pattern: names without control characters
+        return "must not contain control characters (U+0000 to U+001F, U+007F)"
+    if exc.rule in ("minimum", "maximum") and abs(exc.rule_definition) == MAX_MAGNITUDE:
+        return _bad_number_field({"": exc.value}, ("",)).removeprefix("field '' ")
+    return ""
 
 
 def _path(name: str | None) -> str:

@@ -1,8 +1,9 @@
-"""The Faust worker: thin glue around ``stream.decode``, ``stream.validation`` and the processor.
+"""The worker: stage one (``stream.ingress``) and the Faust app that runs stage two.
 
-Stage one (``validate``) reads the input topic, whatever its keys, validates every event, sends
-the invalid ones to the dead-letter topic and forwards the valid ones, batched, keyed by their
-routing key (``stream.records.routing_key``). Stage two (``aggregate``) then finds every event
+Stage one reads the input topic, whatever its keys, validates every event, sends the invalid
+ones to the dead-letter topic and forwards the valid ones, batched, keyed by their routing key
+(``stream.records.routing_key``). It is a plain consumer started as a service of the app (a
+Faust agent costs too much per input message). Stage two (``aggregate``) then finds every event
 that touches a record on the partition that owns the record, so dedupe and call state are right
 with any number of workers, whatever key the producers chose.
 """
@@ -11,26 +12,28 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
-from typing import Any, cast
+import weakref
+from collections.abc import Sequence
+from typing import cast
 
 import faust
 import orjson
+from faust.streams import _current_event
+from faust.types import EventT
 
 from callpulse.kafka import faust_credentials, producer_acks
-from callpulse.pseudonym import DEV_KEY, Pseudonymiser, pseudonymiser_for, pseudonymiser_for_key
+from callpulse.pseudonym import pseudonymiser_for
 from callpulse.settings import Settings
-from stream.decode import Rejection, decode_message
+from stream.ingress import Ingress
 from stream.kpi.config import CentreConfig
-from stream.kpi.timeutil import US_PER_S, us_to_rfc3339
+from stream.kpi.timeutil import US_PER_S
 from stream.processor import MessageProcessor, Retention
-from stream.records import routing_key
 from stream.validation import EventValidator
 
 log = logging.getLogger(__name__)
 
-# Events per forwarded message: big enough to amortise Faust's per-message cost.
-FORWARD_CHUNK = 1000
+# Routed messages per stage-two batch (each holds up to FORWARD_CHUNK events).
+AGGREGATE_BATCH_MESSAGES = 200
 
 
 def now_us() -> int:
@@ -54,7 +57,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         value_serializer="json",
         web_enabled=False,
     )
-    source = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+    # Declared by Faust (internal) with ``partitions`` before stage one starts forwarding to it.
     routed = app.topic(
         settings.routed_topic,
         key_serializer="raw",
@@ -62,10 +65,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         partitions=settings.partitions,
         internal=True,
     )
-    dlq = app.topic(settings.dlq_topic, key_serializer="raw", value_serializer="raw")
     state = app.Table(settings.state_table, default=None, partitions=settings.partitions)
-    validator = EventValidator(max_past_s=settings.retention_s, max_future_s=settings.max_future_s)
-    pseudonymiser = pseudonymiser_for(settings)
     processor = MessageProcessor(
         centre,
         Retention(
@@ -75,64 +75,36 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         ),
     )
 
-    @app.agent(source, name="validate")
-    async def validate(stream: faust.StreamT[bytes]) -> None:
-        # take_events lives on the concrete Stream; StreamT (what agents get) omits it.
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.ingest_batch_max, within=settings.ingest_batch_within_s
-        )
-        async for batch in batches:
-            routed_events, rejections = _validate_batch(
-                validator, [e.value for e in batch], pseudonymiser
-            )
-            for key, events in routed_events.items():
-                for start in range(0, len(events), FORWARD_CHUNK):
-                    await routed.send(
-                        key=key.encode(),
-                        force=True,
-                        value=orjson.dumps(events[start : start + FORWARD_CHUNK]),
-                    )
-            received_at = us_to_rfc3339(now_us())
-            for rejection in rejections:
-                await dlq.send(
-                    value=orjson.dumps(rejection.to_dlq(source="worker", received_at=received_at)),
-                    force=True,
-                )
+    validator = EventValidator(max_past_s=settings.retention_s, max_future_s=settings.max_future_s)
+    # Extra services start once the tables have recovered, so the routed topic exists by then.
+    # Faust takes an instance as well as a class (App._prepare_subservice); its hint says class.
+    app.service(Ingress(settings, validator, pseudonymiser_for(settings)))  # type: ignore[arg-type]
 
     @app.agent(routed, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            events = orjson.loads(event.value)
-            message = event.message
-            processor.process(
-                state, events, offset=message.offset, partition=message.partition, now_us=now_us()
-            )
+        # Several messages per batch: each record is written once per batch, not per message
+        # (MessageProcessor.process_batch keeps the offset fence per message).
+        # take_events lives on the concrete Stream; StreamT (what agents get) omits it.
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
+        )
+        async for batch in batches:
+            for partition, events in _by_partition(batch).items():
+                # A table write sends its changelog record to the partition of the current
+                # event, which Faust leaves unset in a take_events batch (faust-streaming#497).
+                _current_event.set(weakref.ref(events[-1]))
+                messages = [(e.message.offset, orjson.loads(e.value)) for e in events]
+                processor.process_batch(state, messages, partition=partition, now_us=now_us())
 
     return app
 
 
-def _validate_batch(
-    validator: EventValidator, values: list[Any], pseudonymiser: Pseudonymiser | None = None
-) -> tuple[dict[str, list[dict[str, Any]]], list[Rejection]]:
-    """Valid events grouped by routing key, in arrival order; and the rejections.
-
-    Callers are pseudonymised in both (producers may write raw ones to the input topic);
-    without a pseudonymiser, the public development key's.
-    """
-    pseudonymise = pseudonymiser or pseudonymiser_for_key(DEV_KEY)
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    rejections: list[Rejection] = []
-    received_us = now_us()
-    for value in values:
-        candidates, bad = decode_message(value)
-        rejections.extend(pseudonymise.rejection(r) for r in bad)
-        for index, candidate in candidates:
-            result = validator.validate(candidate, now_us=received_us)
-            if isinstance(result, Rejection):
-                rejections.append(pseudonymise.rejection(replace(result, index=index)))
-            else:
-                grouped.setdefault(routing_key(result), []).append(pseudonymise.event(result))
-    return grouped, rejections
+def _by_partition(batch: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
+    """A take_events batch by source partition, each in offset order."""
+    grouped: dict[int, list[EventT[bytes]]] = {}
+    for event in batch:
+        grouped.setdefault(event.message.partition, []).append(event)
+    return grouped
 
 
 def run_worker(settings: Settings, centre: CentreConfig) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from api.views import ModelReader
-from stream.kpi.waiting import waiting_at
 from stream.kpi.windows import live_end_us
 
 
@@ -27,8 +26,7 @@ class ModelFigures:
         return figures
 
     def live(self, queue: str, now_us: int) -> dict[str, Any]:
-        view = self.reader.model.queues.get(queue)
-        waiting = waiting_at(now_us + 1, None, view.live.values() if view else ())
+        waiting = self.reader.waiting(queue, now_us + 1)
         agents = self.reader.agent_states(queue, now_us + 1)
         return {
             "calls_waiting": waiting.calls_waiting,

@@ -63,7 +63,7 @@ class AlertService:
         producer = AlertProducer(settings)
         service = cls(
             engine,
-            ModelFigures(ModelReader(model, centre)),
+            ModelFigures(ModelReader(model, centre, settings.max_call_wait_s)),
             model,
             producer=producer,
             interval_s=settings.alerts_eval_interval_s,

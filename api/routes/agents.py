@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.deps import AtQuery, ReaderDep, WindowQuery, time_param
+from api.errors import INVALID, NOT_FOUND
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+router = APIRouter(prefix="/v1/agents", tags=["agents"], responses=INVALID)
 
 
 @router.get("", summary="Every known agent's current state")
@@ -16,7 +17,7 @@ async def agents(reader: ReaderDep, at: AtQuery = None) -> dict[str, Any]:
     return {"agents": reader.agents(time_param("at", at))}
 
 
-@router.get("/{agent_id}/kpis", summary="One agent's figures over a window")
+@router.get("/{agent_id}/kpis", summary="One agent's figures over a window", responses=NOT_FOUND)
 async def agent_kpis(
     agent_id: str, reader: ReaderDep, window: WindowQuery = "15m", at: AtQuery = None
 ) -> dict[str, Any]:

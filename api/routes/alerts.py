@@ -9,8 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 
 from api.alerts.service import RECENT_KEPT, AlertService
 from api.deps import ServicesDep
+from api.errors import INVALID, NOT_FOUND
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+# Both routes answer 404 while in-service alerting is off.
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses={**INVALID, **NOT_FOUND})
 
 QueueFilter = Annotated[str | None, Query(description="Only this queue's alerts")]
 

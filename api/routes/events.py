@@ -10,22 +10,25 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
+from api.errors import TOO_LARGE, UNAVAILABLE, IngestRefusalBody, Responses, error_response
 from callpulse.pseudonym import pseudonymiser_for
 from stream.decode import Rejection, decode_body
 from stream.kpi.timeutil import US_PER_S
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
+MESSAGE_DETAIL_MAX = 200  # the message quotes the first refusal; `errors` has them all
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
-INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+INGEST_RESPONSES: Responses = {
     202: {"description": 'Every event accepted: `{"accepted": n}`'},
-    413: {"description": "Body larger than the configured limit"},
-    422: {
-        "description": "Some events refused: each one's `index` and `reason`; "
-        "the valid ones of the batch are still accepted"
-    },
-    503: {"description": "Kafka unavailable: nothing was accepted"},
+    **TOO_LARGE,
+    422: error_response(
+        "Some events refused (`invalid_events`): each one's `index` and `reason`; "
+        "the valid ones of the batch are still accepted",
+        IngestRefusalBody,
+    ),
+    **UNAVAILABLE,
 }
 
 
@@ -64,13 +67,35 @@ async def ingest_events(request: Request, services: ServicesDep) -> JSONResponse
     await services.publisher.publish(accepted, rejections, now_s=now_s)
     if not rejections:
         return JSONResponse({"accepted": len(accepted)}, status_code=202)
+    return JSONResponse(refusal_body(len(accepted), rejections), status_code=422)
+
+
+def refusal_body(accepted: int, rejections: list[Rejection]) -> dict[str, Any]:
+    """The 422 answer: the error shape every 4xx has, plus each refused event's detail."""
     errors = sorted(
         ({"index": r.index, "reason": r.reason, "detail": r.detail} for r in rejections),
         key=lambda e: (e["index"] is None, e["index"] or 0),
     )
-    return JSONResponse(
-        {"accepted": len(accepted), "rejected": len(rejections), "errors": errors}, status_code=422
-    )
+    first = errors[0]
+    reason = f"{first['reason']}: {_clipped(str(first['detail']))}"
+    if first["index"] is None:  # the body as a whole did not parse: no event was read
+        message = f"the body was refused: {reason}"
+    else:
+        message = (
+            f"{len(errors)} of {accepted + len(errors)} event(s) refused, {accepted} accepted; "
+            f"first, event {first['index']}: {reason}"
+        )
+    return {
+        "error": "invalid_events",
+        "message": message,
+        "accepted": accepted,
+        "rejected": len(errors),
+        "errors": errors,
+    }
+
+
+def _clipped(text: str, limit: int = MESSAGE_DETAIL_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:

@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import metrics_access
 from api.deps import ServicesDep
+from api.errors import AUTH
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: broker reachable and the view recovered")
+@router.get(
+    "/readyz",
+    summary="Readiness: broker reachable and the view recovered",
+    responses={503: {"description": "Not ready: `status` and each check's outcome"}},
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     feed = services.feed
     checks = {
@@ -35,6 +40,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
+    responses=AUTH,  # only when CALLPULSE_METRICS_AUTH=true
     dependencies=[Depends(metrics_access)],  # open unless CALLPULSE_METRICS_AUTH=true
 )
 async def metrics(request: Request) -> Response:

@@ -15,10 +15,11 @@ from api.deps import (
     threshold_param,
     time_param,
 )
+from api.errors import INVALID, NOT_FOUND
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.windows import local_midnight_us
 
-router = APIRouter(prefix="/v1", tags=["kpis"])
+router = APIRouter(prefix="/v1", tags=["kpis"], responses=INVALID)
 
 MAX_INTERVAL_SPAN_S = 8 * 86400
 COMPARISONS = ("previous", "last_week")
@@ -59,7 +60,7 @@ async def centre_kpis(
     )
 
 
-@router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window")
+@router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window", responses=NOT_FOUND)
 async def queue_kpis(
     queue: str,
     reader: ReaderDep,
@@ -74,7 +75,9 @@ async def queue_kpis(
     )
 
 
-@router.get("/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals")
+@router.get(
+    "/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals", responses=NOT_FOUND
+)
 async def queue_intervals(
     queue: str,
     reader: ReaderDep,

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us, threshold_param
+from api.errors import INVALID
 from stream.kpi.windows import live_end_us
 
-router = APIRouter(prefix="/v1", tags=["stream"])
+router = APIRouter(prefix="/v1", tags=["stream"], responses=INVALID)
 
 KEEPALIVE_S = 15.0
 

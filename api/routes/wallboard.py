@@ -15,11 +15,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import WindowQuery
+from api.errors import INVALID
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE = STATIC_DIR / "wallboard.html"
 
-router = APIRouter(tags=["wallboard"])
+router = APIRouter(tags=["wallboard"], responses=INVALID)
 
 
 @router.get(

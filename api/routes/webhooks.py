@@ -29,6 +29,15 @@ from prometheus_client.registry import Collector
 
 from api.auth import BearerCredentials, authorise
 from api.deps import ServicesDep
+from api.errors import (
+    AUTH,
+    NOT_FOUND,
+    TOO_LARGE,
+    UNAVAILABLE,
+    Responses,
+    WebhookRefusalBody,
+    error_response,
+)
 from api.services import Services
 from callpulse.adapters.config import AdaptersConfig, load_adapters_config
 from callpulse.adapters.core import Event, Gate, IngestStats, Refusal, split_outcomes
@@ -132,14 +141,18 @@ def install(app: FastAPI, services: Services) -> None:
     state = WebhookState(load_adapters_config(services.settings.adapters_config))
     app.state.webhooks = state
     app.state.registry.register(WebhookCollector(state))
-    app.include_router(router, dependencies=[Depends(webhook_access)])
+    app.include_router(router, dependencies=[Depends(webhook_access)], responses=AUTH)
 
 
-RESPONSES: dict[int | str, dict[str, Any]] = {
+RESPONSES: Responses = {
     202: {"description": "Every payload mapped (or skipped as carrying no KPI)"},
-    413: {"description": "Body larger than the configured limit"},
-    422: {"description": "Some payloads refused: each one's `index`, `reason`, `problems`"},
-    503: {"description": "Kafka unavailable: nothing was accepted"},
+    400: error_response("A gzip body that does not inflate (`bad_request`)"),
+    **TOO_LARGE,
+    422: error_response(
+        "Some payloads refused (`unmappable`): each one's `index`, `reason`, `problems`",
+        WebhookRefusalBody,
+    ),
+    **UNAVAILABLE,
 }
 
 
@@ -158,7 +171,10 @@ async def amazon_connect(request: Request, services: ServicesDep) -> JSONRespons
 
 
 @router.post(
-    "/generic/{mapping}", status_code=202, responses=RESPONSES, summary="JSON through a mapping"
+    "/generic/{mapping}",
+    status_code=202,
+    responses={**RESPONSES, **NOT_FOUND},
+    summary="JSON through a mapping",
 )
 async def generic(mapping: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Any JSON payload(s), mapped by the named mapping of the adapters configuration."""

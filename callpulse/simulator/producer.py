@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from callpulse.kafka import client_kwargs, producer_acks
+from callpulse.settings import Settings
 from callpulse.simulator.model import Event, Simulation
 from callpulse.simulator.profiles import CentreProfile
 from stream.kpi.timeutil import US_PER_S
@@ -22,11 +25,18 @@ from stream.kpi.timeutil import US_PER_S
 TICK_S = 0.5
 BACKFILL_STEP_S = 300.0  # simulated seconds per backfill round: bounds memory and unacked sends
 KEY_FIELDS = ("queue", "agent_id", "customer_id")
+LINGER_MS = 5
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Connection and security (TLS, SASL) as every client has them, the configured acks, and
+    the simulator's batching: what ``run_simulator``'s producer is built from."""
+    return {**client_kwargs(settings), "acks": producer_acks(settings), "linger_ms": LINGER_MS}
 
 
 async def run_simulator(
     *,
-    bootstrap_servers: str,
+    kafka: Mapping[str, Any],
     topic: str,
     centre: CentreProfile,
     seed: int,
@@ -34,12 +44,13 @@ async def run_simulator(
     backfill_s: float = 0.0,
     duration_s: float | None = None,
     stop: asyncio.Event | None = None,
-    acks: int | str = 1,
     batch_max: int = 500,
     clock: Callable[[], float] = time.time,
     on_live_tick: Callable[[Simulation, float], None] | None = None,
 ) -> int:
     """Produce simulated traffic into ``topic``; returns the number of events produced.
+
+    ``kafka`` is the producer's options: ``producer_options(settings)``.
 
     Simulated time starts at ``clock() - backfill_s``. After the backfill it moves at ``speed``
     simulated seconds per wall second, capped at the wall clock (so a speed above 1 only makes up
@@ -54,7 +65,7 @@ async def run_simulator(
     deadline_s = None if duration_s is None else started_s + duration_s
     simulation = Simulation(centre, start_us=_us(started_s - backfill_s), seed=seed)
     sender = _BatchSender(
-        AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks=acks, linger_ms=5),
+        AIOKafkaProducer(**kafka),
         topic,
         batch_max,
     )

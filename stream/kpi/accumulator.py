@@ -7,7 +7,9 @@ from the same small records. Ratios are derived when reading (``stream.kpi.formu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from stream.kpi import histogram
@@ -196,8 +198,9 @@ class KpiAccumulator:
             self.first_contact_resolutions += 1
 
     def merge(self, other: KpiAccumulator) -> None:
-        for name in _COUNTERS + _SUMS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, value in zip(_SCALARS, _scalars_of(other), strict=True):
+            if value:  # adding 0 changes nothing (no sum is ever -0.0: they start at 0.0)
+                setattr(self, name, getattr(self, name) + value)
         self.answered_waits.merge(other.answered_waits)
         self.abandoned_waits.merge(other.abandoned_waits)
         for name in _KEYED:
@@ -206,7 +209,7 @@ class KpiAccumulator:
                 _add_keyed(mine, key, values)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS + _SUMS}
+        data: dict[str, Any] = dict(zip(_SCALARS, _scalars_of(self), strict=True))
         data["answered_waits"] = self.answered_waits.to_json()
         data["abandoned_waits"] = self.abandoned_waits.to_json()
         for name in _KEYED:
@@ -222,6 +225,97 @@ class KpiAccumulator:
             keyed = data.get(name) or {}
             setattr(acc, name, {key: list(values) for key, values in keyed.items()})
         return acc
+
+
+_SCALARS = _COUNTERS + _SUMS
+_SCALAR_NAMES = frozenset(_SCALARS)
+_scalars_of = attrgetter(*_SCALARS)
+# What ``from_json`` then ``merge`` makes of a field an old record lacks: 0 plus the empty
+# accumulator's value (0 for a counter, 0.0 for a sum).
+_ABSENT = {name: 0 + getattr(KpiAccumulator(), name) for name in _SCALARS}
+
+
+def merged_json(
+    stored: Mapping[str, Any] | None, deltas: Iterable[KpiAccumulator]
+) -> dict[str, Any]:
+    """``to_json`` of ``stored`` (an accumulator's JSON; None: an empty one) merged with each
+    delta in turn, computed on the JSON itself.
+
+    The same figures as ``from_json``, ``merge`` and ``to_json``, with the same additions in
+    the same order (bit-identical floats), at a fraction of the cost: a delta of one message
+    touches few fields. Parts no delta changes are shared with ``stored``, never mutated.
+    """
+    pending = iter(deltas)
+    if stored is None:
+        # An empty accumulator plus a delta is the delta: 0 + v is v (no sum is ever -0.0).
+        first = next(pending, None)
+        return _merge_deltas(_stored_json(first or KpiAccumulator()), pending)
+    return _merge_deltas(_complete(stored), pending)
+
+
+# An empty WaitStats as JSON, shared by every stored record without such waits (an agent's
+# minutes never have any): nothing mutates a stored value, and a record holding this instead
+# of its own dict is one object fewer for the garbage collector to scan.
+_NO_WAITS = WaitStats().to_json()
+
+
+def _stored_json(acc: KpiAccumulator) -> dict[str, Any]:
+    """``acc.to_json()``, but sharing ``_NO_WAITS`` for waits it has none of."""
+    data = dict(zip(_SCALARS, _scalars_of(acc), strict=True))
+    for name in ("answered_waits", "abandoned_waits"):
+        waits: WaitStats = getattr(acc, name)
+        data[name] = waits.to_json() if waits.count else _NO_WAITS
+    for name in _KEYED:
+        data[name] = {key: list(values) for key, values in getattr(acc, name).items()}
+    return data
+
+
+def _merge_deltas(data: dict[str, Any], deltas: Iterable[KpiAccumulator]) -> dict[str, Any]:
+    for delta in deltas:
+        for name, value in zip(_SCALARS, _scalars_of(delta), strict=True):
+            if value:  # adding 0 (or 0.0 to a sum that can never be -0.0) changes nothing
+                data[name] = data[name] + value
+        if delta.answered_waits.count:
+            data["answered_waits"] = _merged_waits(data["answered_waits"], delta.answered_waits)
+        if delta.abandoned_waits.count:
+            data["abandoned_waits"] = _merged_waits(data["abandoned_waits"], delta.abandoned_waits)
+        for name in _KEYED:
+            added: dict[str, list[float]] = getattr(delta, name)
+            if added:
+                keyed = dict(data[name])
+                for key, values in added.items():
+                    _add_keyed(keyed, key, values)
+                data[name] = keyed
+    return data
+
+
+def _complete(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A new top-level dict for the result; old records get the fields they lack."""
+    data = dict(stored)
+    if not data.keys() >= _SCALAR_NAMES:
+        for name in _SCALARS:
+            data.setdefault(name, _ABSENT[name])
+    for name in _KEYED:
+        if data.get(name) is None:  # absent in records written before the catalogue
+            data[name] = {}
+    return data
+
+
+def _merged_waits(stored: Mapping[str, Any], delta: WaitStats) -> dict[str, Any]:
+    """``WaitStats.merge`` on the JSON form (``delta`` holds at least one wait)."""
+    high = stored["max"]
+    if delta.max_s is not None and (high is None or delta.max_s > high):
+        high = delta.max_s
+    hist = dict(stored["hist"])
+    for upper, count in delta.hist.items():
+        label = str(upper)
+        hist[label] = hist.get(label, 0) + count
+    return {
+        "n": stored["n"] + delta.count,
+        "sum": stored["sum"] + delta.sum_s,
+        "max": high,
+        "hist": hist,
+    }
 
 
 def _add_keyed(target: dict[str, list[float]], key: str, values: Any) -> None:

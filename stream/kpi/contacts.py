@@ -13,6 +13,7 @@ any queue; the same ``call_id`` in two queues (a transfer) is one contact.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,21 +58,39 @@ class ContactFacts:
 
 
 @dataclass(slots=True)
+class CallerContacts:
+    """One caller's contact times: by call, and all of them sorted (for window counts)."""
+
+    by_call: dict[str, int]
+    ordered: list[int]
+
+    def count_between(self, low_us: int, high_us: int, *, high_open: bool) -> int:
+        """How many contacts fall in [low, high) or [low, high]."""
+        end = bisect_left if high_open else bisect_right
+        return end(self.ordered, high_us) - bisect_left(self.ordered, low_us)
+
+
+@dataclass(slots=True)
 class CallerIndex:
     """Every offered call with a caller, by caller: the read side's join table."""
 
     calls: dict[CallKey, tuple[str, int]] = field(default_factory=dict)
     by_caller: dict[str, dict[CallKey, int]] = field(default_factory=dict)
+    # Built on first use and dropped when the caller's calls change: a join over a window asks
+    # for the same few callers thousands of times, so each answer must not rescan their calls.
+    _contacts: dict[str, CallerContacts] = field(default_factory=dict, compare=False, repr=False)
 
     def add(self, call: CallKey, caller: str, offered_us: int) -> None:
         self.remove(call)
         self.calls[call] = (caller, offered_us)
         self.by_caller.setdefault(caller, {})[call] = offered_us
+        self._contacts.pop(caller, None)
 
     def remove(self, call: CallKey) -> None:
         known = self.calls.pop(call, None)
         if known is None:
             return
+        self._contacts.pop(known[0], None)
         calls = self.by_caller.get(known[0], {})
         calls.pop(call, None)
         if not calls:
@@ -88,13 +107,16 @@ class CallerIndex:
     def caller_of(self, call: CallKey) -> tuple[str, int] | None:
         return self.calls.get(call)
 
-    def contact_times(self, caller: str) -> dict[str, int]:
-        """call_id -> contact time (earliest offer in any queue) of one caller's calls."""
-        times: dict[str, int] = {}
-        for (_, call_id), offered_us in self.by_caller.get(caller, {}).items():
-            if call_id not in times or offered_us < times[call_id]:
-                times[call_id] = offered_us
-        return times
+    def contacts_of(self, caller: str) -> CallerContacts:
+        """The caller's calls by contact time (earliest offer in any queue), and sorted."""
+        contacts = self._contacts.get(caller)
+        if contacts is None:
+            times: dict[str, int] = {}
+            for (_, call_id), offered_us in self.by_caller.get(caller, {}).items():
+                if call_id not in times or offered_us < times[call_id]:
+                    times[call_id] = offered_us
+            contacts = self._contacts[caller] = CallerContacts(times, sorted(times.values()))
+        return contacts
 
 
 @dataclass(slots=True)
@@ -114,14 +136,18 @@ class ResolutionCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _other_contacts(index: CallerIndex, call: CallKey) -> tuple[int, list[int]] | None:
-    """The call's own contact time and the contact times of the caller's other calls."""
+def _caller_contacts(index: CallerIndex, call: CallKey) -> tuple[int, CallerContacts] | None:
+    """The call's own contact time and all of its caller's contacts (the call's own included)."""
     known = index.caller_of(call)
     if known is None:
         return None
-    times = index.contact_times(known[0])
-    own = times.get(call[1], known[1])
-    return own, [t for call_id, t in times.items() if call_id != call[1]]
+    contacts = index.contacts_of(known[0])
+    return contacts.by_call.get(call[1], known[1]), contacts
+
+
+def _earlier_within(own_us: int, contacts: CallerContacts, window_us: int) -> int:
+    """The caller's other contacts in [own - window, own): the call itself is never in it."""
+    return contacts.count_between(own_us - window_us, own_us, high_open=True)
 
 
 def count_resolutions(
@@ -146,8 +172,8 @@ def count_resolutions(
                               window_us, now_us)  # fmt: skip
         for call_id in minute.answered:
             counts.answered_known += 1
-            found = _other_contacts(index, (queue, call_id))
-            if found is not None and any(found[0] - window_us <= t < found[0] for t in found[1]):
+            found = _caller_contacts(index, (queue, call_id))
+            if found is not None and _earlier_within(*found, window_us):
                 counts.answered_repeat += 1
     return counts
 
@@ -162,18 +188,18 @@ def _count_resolution(
     now_us: int,
 ) -> None:
     counts.resolutions += 1
-    found = _other_contacts(index, call)
+    found = _caller_contacts(index, call)
     if found is not None and resolved:
-        own, others = found
         counts.contacts_calls += 1
-        counts.contacts_sum += 1 + sum(1 for t in others if own - window_us <= t < own)
+        counts.contacts_sum += 1 + _earlier_within(*found, window_us)
     if first_contact is not None:
         counts.first_contact += resolved and first_contact
     elif found is None:
         counts.first_contact += resolved
     elif resolved:
-        own, others = found
-        if not any(abs(t - own) <= window_us for t in others):
+        own, contacts = found
+        # Within [own - window, own + window] the call itself is always one of them.
+        if contacts.count_between(own - window_us, own + window_us, high_open=False) == 1:
             counts.first_contact += 1
             # Final once the window after the call is over: no later call can make it a repeat.
             counts.provisional += now_us <= own + window_us

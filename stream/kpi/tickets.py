@@ -9,6 +9,7 @@ and ``ticket.resolved`` count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from stream.kpi.accumulator import KpiAccumulator
@@ -26,8 +27,9 @@ class TicketSink(Protocol):
 
 
 def new_ticket_state(ticket_id: str) -> TicketState:
-    # open/fr/res: [ts_us, channel or None]; *_done: the two-event figure was added.
-    return {"tid": ticket_id, "ids": [], "open": None, "fr": None, "res": None,
+    # open/fr/res: (ts_us, channel or None); *_done: the two-event figure was added. Tuples,
+    # replaced and never appended to, as in a call's state (stream.kpi.callstate).
+    return {"tid": ticket_id, "ids": (), "open": None, "fr": None, "res": None,
             "fr_done": False, "res_done": False}  # fmt: skip
 
 
@@ -35,12 +37,12 @@ def apply_ticket_event(state: TicketState, event: Event, sink: TicketSink) -> bo
     """Fold ``event`` into ``state`` (in place); False for an ``event_id`` already seen."""
     if event["event_id"] in state["ids"]:
         return False
-    state["ids"].append(event["event_id"])
+    state["ids"] = (*state["ids"], event["event_id"])
     slot = _SLOTS[event["type"]]
     if state[slot] is None:
         ts_us: int = event["ts_us"]
         channel = event.get("channel")
-        state[slot] = [ts_us, channel if isinstance(channel, str) else None]
+        state[slot] = (ts_us, channel if isinstance(channel, str) else None)
         bucket = sink.queue_bucket(ts_us)
         if slot == "open":
             bucket.tickets_opened += 1
@@ -73,7 +75,7 @@ def _emit_durations(state: TicketState, sink: TicketSink) -> None:
         sink.queue_bucket(at_us).add_time_to_resolve(_since(opened, at_us))
 
 
-def _since(opened: list[Any], at_us: int) -> float:
+def _since(opened: Sequence[Any], at_us: int) -> float:
     """Seconds from the opening (never negative: a clock skew is not a negative duration)."""
     return max(at_us - int(opened[0]), 0) / US_PER_S
 

@@ -15,12 +15,17 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from callpulse.broker import free_port
+from callpulse.broker import EXACT_END_OFFSETS_ENV, free_port
 from callpulse.process import spawn, stop_process
 
 STARTUP_TIMEOUT_S = 60.0
+# aiokafka logs each assignment, which Faust's log formatter draws as a table, one row a topic:
+#   Setting newly assigned partitions
+#   | topic | partitions | ... | cp-x-routed-events | {0, 2-3} | ... for group cp-x
+ASSIGNMENT_LOG = re.compile(r"Setting newly assigned partitions(.*?) for group (\S+)", re.DOTALL)
 
 
 @dataclass
@@ -62,6 +67,39 @@ class Stack:
         process.wait(timeout=10)
         return int(process.pid)
 
+    def start_worker(self, name: str) -> None:
+        """One more ``callpulse worker`` in the same group (the same app id), with a Faust data
+        directory of its own, as on a machine of its own (a rocksdb:// store cannot share one)."""
+        env = self.env | {"F_DATADIR": str(self.log_dir / f"{name}-data")}
+        argv = [sys.executable, "-m", "callpulse", "worker"]
+        self.processes[name] = spawn(argv, env=env, log_path=self.log_dir / f"{name}.log")
+
+    def assigned_partitions(self, name: str, topic: str, group: str) -> set[int]:
+        """The partitions of ``topic`` that worker ``name`` was last assigned in ``group``, as
+        its own log reports them (the embedded broker does not describe assignments)."""
+        assignments = [
+            table
+            for table, for_group in ASSIGNMENT_LOG.findall(self.log(name))
+            if for_group == group
+        ]
+        if not assignments:
+            return set()
+        row = re.search(rf"\|\s*{re.escape(topic)}\s*\|\s*\{{([^}}]*)\}}", assignments[-1])
+        return _partition_numbers(row.group(1)) if row else set()
+
+    def group_members(self, group: str) -> list[str]:
+        """Member ids of a consumer group, as the broker's group coordinator describes them."""
+        return asyncio.run(_group_members(self.bootstrap, group))
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition of ``topic``: the offset its next record will get."""
+        return asyncio.run(_end_offsets(self.bootstrap, topic))
+
+    def record_keys(self, topic: str, timeout_s: float = 30.0) -> dict[int, list[Any]]:
+        """Each partition of ``topic``: the JSON keys of its records, in order, up to the end
+        offsets the broker reports (see EXACT_END_OFFSETS_ENV)."""
+        return asyncio.run(_record_keys(self.bootstrap, topic, timeout_s))
+
     def rss_kib(self, name: str) -> int:
         """Resident memory of one of the processes (``VmRSS`` of /proc/PID/status), in KiB."""
         status = Path(f"/proc/{self.processes[name].pid}/status").read_text()
@@ -75,9 +113,12 @@ class Stack:
         processed = self.metric_sum("callpulse_events_processed_total", text)
         return processed - self.metric_sum("callpulse_events_duplicate_total", text)
 
-    def wait_counted(self, count: int, timeout_s: float = 90.0) -> None:
+    def wait_counted(self, count: int, timeout_s: float = 90.0, poll_s: float = 0.2) -> None:
         self.wait_until(
-            lambda: self.counted_events() >= count, timeout_s, f"{count} distinct events counted"
+            lambda: self.counted_events() >= count,
+            timeout_s,
+            f"{count} distinct events counted",
+            poll_s=poll_s,
         )
 
     def log(self, name: str) -> str:
@@ -97,7 +138,9 @@ class Stack:
         pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
         return sum(float(value) for value in pattern.findall(text))
 
-    def wait_until(self, condition: Any, timeout_s: float = 60.0, what: str = "") -> None:
+    def wait_until(
+        self, condition: Any, timeout_s: float = 60.0, what: str = "", poll_s: float = 0.2
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -110,7 +153,7 @@ class Stack:
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise AssertionError(f"{name} died:\n{self.log(name)[-3000:]}")
-            time.sleep(0.2)
+            time.sleep(poll_s)
         raise AssertionError(f"timed out waiting for {what or condition}")
 
     def wait_processed(self, count: int, timeout_s: float = 90.0) -> None:
@@ -160,6 +203,7 @@ def start_stack(
             # set tokens and a key themselves (tests/integration/test_security.py).
             "CALLPULSE_INSECURE": "true",
         }
+        | EXACT_END_OFFSETS_ENV  # every worker, as in `callpulse dev`
     )
     stack = Stack(bootstrap, env, port, tmp_path)
     if worker:
@@ -212,3 +256,69 @@ async def _consume(bootstrap: str, topic: str, expected: int, timeout_s: float) 
     finally:
         await consumer.stop()
     return found
+
+
+def _partition_numbers(text: str) -> set[int]:
+    """Faust's form of a partition set, "0, 2-3", as numbers."""
+    numbers: set[int] = set()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        first, _, last = item.partition("-")
+        numbers.update(range(int(first), int(last or first) + 1))
+    return numbers
+
+
+async def _group_members(bootstrap: str, group: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    return [
+        str(member[0])  # (member_id, client_id, client_host, metadata, assignment)
+        for response in responses
+        for described in response.groups  # (error, group, state, protocol type, protocol, members)
+        for member in described[5]
+    ]
+
+
+async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # metadata, so partitions_for_topic knows the topic
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _record_keys(bootstrap: str, topic: str, timeout_s: float) -> dict[int, list[Any]]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        keys: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
+        deadline = time.monotonic() + timeout_s
+        while not await _reached(consumer, ends):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic} not read to its end offsets {ends}")
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                keys[tp.partition].extend(orjson.loads(r.key) for r in records if r.key)
+        return keys
+    finally:
+        await consumer.stop()
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

@@ -80,16 +80,21 @@ def run_fast_producer(
         started = time.monotonic()
         stack.produce(messages)
         produced_s = time.monotonic() - started
-        stack.wait_counted(len(stream.history), timeout_s)
+        stack.wait_counted(len(stream.history), timeout_s, poll_s=1.0)
         drained_s = time.monotonic() - started
         # The API measures lag every 5 s: wait for a measurement after the drain.
         stack.wait_until(lambda: sampler.lag and sampler.lag[-1] == 0, 30, "lag back to 0")
     assert max(sampler.lag) > 0, "the backlog never showed in callpulse_consumer_lag"
     assert max(sampler.rss_kib) < ceiling_kib, f"worker RSS peaked at {max(sampler.rss_kib)} KiB"
-    # Every event counted exactly once: no loss, no double count, duplicates recognised.
-    assert stack.metric_sum("callpulse_events_processed_total") == len(stream.delivered)
-    duplicates = len(stream.delivered) - len(stream.history)
-    assert stack.metric_sum("callpulse_events_duplicate_total") == duplicates
+    # Every event counted exactly once: none lost, none twice. A rebalance under load may
+    # redeliver (processed > delivered), and then the redelivered ones are duplicates too.
+    text = stack.metrics_text()
+    processed = stack.metric_sum("callpulse_events_processed_total", text)
+    redelivered = processed - len(stream.delivered)
+    assert redelivered >= 0
+    assert stack.counted_events() == len(stream.history)
+    duplicates = stack.metric_sum("callpulse_events_duplicate_total", text)
+    assert duplicates == len(stream.delivered) - len(stream.history) + redelivered
     final = snapshot(stack, stream.ats[-1:], windows=("1h", "today"))
     assert assert_snapshot_matches_reference(final, stream.history) == 2 * 3
     rate = len(stream.delivered) / drained_s
@@ -97,8 +102,19 @@ def run_fast_producer(
         f"{len(stream.delivered)} events ({len(messages)} messages) produced in "
         f"{produced_s:.1f} s, counted in {drained_s:.1f} s ({rate:.0f}/s); lag peak "
         f"{max(sampler.lag):.0f} messages; worker RSS idle {idle_kib // 1024} MiB, peak "
-        f"{max(sampler.rss_kib) // 1024} MiB"
+        f"{max(sampler.rss_kib) // 1024} MiB; redelivered {redelivered:.0f}"
     )
+
+
+def one_caller_per_call(stream: GeneratedStream) -> GeneratedStream:
+    """streamgen draws callers from 60 numbers: at 80k calls each would call 1,300 times, and
+    the API's repeat-caller join (per resolution, over all of that caller's calls) would take
+    seconds per scrape, starving its changelog feed. That is the API's problem (reported),
+    not the worker's: here every call gets its own caller."""
+    for event in (*stream.history, *stream.delivered):
+        if "caller" in event:
+            event["caller"] = f"caller-{event['call_id']}"
+    return stream
 
 
 def test_a_backlog_of_20k_events_drains_exactly_in_bounded_memory(stack: Stack) -> None:
@@ -109,7 +125,7 @@ def test_a_backlog_of_20k_events_drains_exactly_in_bounded_memory(stack: Stack) 
 
 @pytest.mark.slow
 def test_a_backlog_of_200k_events_drains_exactly_in_bounded_memory(stack: Stack) -> None:
-    stream = generated_stream(6, calls=81_000, agents=40)
+    stream = one_caller_per_call(generated_stream(6, calls=81_000, agents=40))
     # On a busy 2-core machine the worker has managed as little as ~250 events/s.
     figures = run_fast_producer(stack, stream, ceiling_kib=RSS_CEILING_KIB["long"], timeout_s=1800)
     print("\nbackpressure long:", figures)

@@ -15,13 +15,19 @@ reference's.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
+from callpulse.settings import Settings
 from tests.integration.snapshots import (
     GeneratedStream,
     Snapshot,
@@ -37,14 +43,16 @@ pytestmark = pytest.mark.broker
 
 PER_MESSAGE = 20  # events per micro-batch message
 PROCESSED = "callpulse_events_processed_total"
-REDELIVERIES = 2  # the big chunk re-sends the whole stream this many times, one event a message
+# The big chunk re-sends the whole stream this many times, one event a message: many of stage
+# one's batches (CALLPULSE_INGEST_BATCH_MAX), so the kill lands between two of them.
+REDELIVERIES = 10
 
 
 @dataclass(frozen=True)
 class Kill:
     produced_until: int  # delivered[:produced_until] was produced before the kill
     processed_at_kill: float  # callpulse_events_processed_total when the worker died
-    big_chunk: int = 0  # events in the big chunk (kill B), 0 otherwise
+    redelivered: int = 0  # events sent again on purpose (kill B), 0 otherwise
 
 
 @pytest.fixture(scope="module")
@@ -100,22 +108,51 @@ def kill_right_after_producing_chunk_1(stack: Stack, stream: GeneratedStream) ->
 
 def kill_mid_way_through_a_big_chunk(stack: Stack, stream: GeneratedStream) -> Kill:
     first, second = _thirds(stream)
-    stack.produce(stream.messages(0, first, PER_MESSAGE))
+    chunk_1 = stream.messages(0, first, PER_MESSAGE)
+    stack.produce(chunk_1)
     stack.wait_processed(first)
-    # Chunk 2 and redeliveries of everything, one event a message: seconds of work.
+    # Chunk 2 and redeliveries of everything, one event a message: many of stage one's batches.
     big = (
         stream.messages(first, second, 1)
         + stream.messages(0, len(stream.delivered), 1) * REDELIVERIES
     )
-    before = stack.metric_sum(PROCESSED)
-    stack.produce(big)
-    stack.wait_until(
-        lambda: stack.metric_sum(PROCESSED) >= before + 0.15 * len(big), 60, "big chunk started"
-    )
-    processed = stack.metric_sum(PROCESSED)
+    group = Settings(app_id=stack.env["CALLPULSE_APP_ID"]).validate_group
+    partitions = range(int(stack.env["CALLPULSE_PARTITIONS"]))
+    inputs = [TopicPartition(stack.events_topic, p) for p in partitions]
+    chunk_1_read = asyncio.run(_stage_one_committed(stack.bootstrap, group, inputs, len(chunk_1)))
+    # Paused while the chunk is written: the worker keeps up with this producer, so the chunk
+    # must be all in Kafka before it starts for the kill to find it half done.
+    paused = stack.processes["worker"].pid
+    os.kill(paused, signal.SIGSTOP)
+    try:
+        stack.produce(big)
+    finally:
+        os.kill(paused, signal.SIGCONT)
+    # Killed as soon as stage one commits a first batch of the chunk: the rest is still to do.
+    read = asyncio.run(_stage_one_committed(stack.bootstrap, group, inputs, chunk_1_read + 1))
     stack.kill("worker")
-    assert processed < before + len(big), "the big chunk was already done: not a mid-way kill"
-    return Kill(second, processed, big_chunk=len(big))
+    assert read < chunk_1_read + len(big), "the big chunk was already done: not a mid-way kill"
+    return Kill(second, stack.metric_sum(PROCESSED), redelivered=len(big) - (second - first))
+
+
+async def _stage_one_committed(
+    bootstrap: str, group: str, partitions: list[TopicPartition], at_least: int
+) -> int:
+    """Messages stage one's group has committed, summed over the input partitions, once it is
+    ``at_least``; polled often, so a kill that follows lands right after that commit."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            read = sum(max(meta.offset, 0) for meta in offsets.values())
+            if read >= at_least:
+                return read
+            await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+    raise AssertionError(f"{group} did not commit {at_least} messages")
 
 
 def kill_after_two_chunks_were_counted(stack: Stack, stream: GeneratedStream) -> Kill:
@@ -163,7 +200,7 @@ def test_sigkilled_worker_recovers_the_exact_figures(
         duplicates = stack.metric_sum("callpulse_events_duplicate_total")
         print(
             f"\ncrash-recovery {kill_worker.__name__}: distinct {len(stream.history)}, "
-            f"delivered {len(stream.delivered) + kill.big_chunk}, processed at kill "
+            f"delivered {len(stream.delivered) + kill.redelivered}, processed at kill "
             f"{kill.processed_at_kill:.0f}, processed {processed:.0f}, duplicates "
             f"{duplicates:.0f}, counted again after restart in {recovered_s:.1f} s"
         )

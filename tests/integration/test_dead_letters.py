@@ -118,6 +118,9 @@ def test_http_ingest_reports_each_invalid_event_and_keeps_the_rest(stack: Stack)
         (2, "missing_field"),
     ]
     assert "agent_id" in answer["errors"][1]["detail"]
+    # the error shape every 4xx has, besides the per-event detail
+    assert answer["error"] == "invalid_events"
+    assert answer["message"].startswith("2 of 4 event(s) refused, 2 accepted; first, event 1:")
     dead = stack.consume(stack.dlq_topic, expected=2)
     assert sorted(d["source"] for d in dead) == ["api", "api"]
     stack.wait_until(lambda: stack.get("/v1/queues/q1/kpis", window="5m")["offered"] == 2, 30)

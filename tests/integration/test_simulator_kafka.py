@@ -12,7 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from callpulse.simulator.producer import partition_key, run_simulator
+from callpulse.settings import Settings
+from callpulse.simulator.producer import partition_key, producer_options, run_simulator
 from callpulse.simulator.profiles import default_centre
 from stream.kpi.timeutil import US_PER_S, parse_ts_us
 
@@ -20,6 +21,11 @@ pytestmark = pytest.mark.broker
 
 PARTITIONS = 3
 CONSUME_TIMEOUT_S = 30.0
+
+
+def kafka_options(broker: str) -> dict[str, Any]:
+    """What ``callpulse simulate`` builds its producer from, for the embedded broker."""
+    return producer_options(Settings(kafka_bootstrap=broker, kafka_acks="1"))
 
 
 async def create_topic(broker: str) -> str:
@@ -63,7 +69,7 @@ async def test_backfill_and_live_traffic_arrive_as_keyed_json_arrays(broker: str
     centre = default_centre()
     started_us = round(time.time() * US_PER_S)
     produced = await run_simulator(
-        bootstrap_servers=broker,
+        kafka=kafka_options(broker),
         topic=topic,
         centre=centre,
         seed=7,
@@ -94,7 +100,7 @@ async def test_setting_stop_ends_the_run_promptly(broker: str) -> None:
     stop = asyncio.Event()
     run = asyncio.create_task(
         run_simulator(
-            bootstrap_servers=broker,
+            kafka=kafka_options(broker),
             topic=topic,
             centre=default_centre(),
             seed=1,
@@ -114,7 +120,7 @@ async def test_cancelling_the_run_stops_the_producer(broker: str) -> None:
     topic = await create_topic(broker)
     run = asyncio.create_task(
         run_simulator(
-            bootstrap_servers=broker,
+            kafka=kafka_options(broker),
             topic=topic,
             centre=default_centre(),
             seed=1,

@@ -151,7 +151,7 @@ def test_records_the_api_does_not_read_are_ignored(
 
 def test_the_worker_writes_call_and_dedupe_records(store: ChangelogStore) -> None:
     assert len(keys_of(store, records.CALL)) == 6  # c0..c5
-    assert len(keys_of(store, records.SEEN)) == 8 + 6  # agent states and surveys
+    assert len(keys_of(store, records.SEEN)) == 6  # surveys (agent histories dedupe themselves)
 
 
 # -- version ------------------------------------------------------------------------------------
@@ -245,3 +245,32 @@ def _fed(changelog: Any) -> ReadModel:
     model = ReadModel()
     feed(model, changelog)
     return model
+
+
+def test_a_call_waiting_longer_than_the_configured_max_wait_stops_counting() -> None:
+    """The reader believes a waiting call as long as the worker's CALLPULSE_MAX_CALL_WAIT_S."""
+    model = ReadModel()
+    offered_us = T0_US
+    model.apply(records.key(records.LIVE, "sales"), {"calls": {"lost": offered_us}})
+    ninety_minutes_on = offered_us + s(90 * 60)
+    default = ModelReader(model, CENTRE).waiting("sales", ninety_minutes_on)
+    one_hour = ModelReader(model, CENTRE, max_call_wait_s=3600).waiting("sales", ninety_minutes_on)
+    assert (default.calls_waiting, default.longest_wait_s) == (1, 90 * 60)
+    assert (one_hour.calls_waiting, one_hour.longest_wait_s) == (0, None)
+
+
+def test_a_queue_reads_the_agents_whose_history_names_it() -> None:
+    """The per-queue agent index follows every rewrite and tombstone of an agent's history."""
+    model = ReadModel()
+    agent_key = records.key(records.AGENT, "a1")
+
+    def history(*queues: list[str]) -> dict[str, Any]:
+        changes = [[T0_US + i, f"e{i}", "available", q] for i, q in enumerate(queues)]
+        return {"agent_id": "a1", "changes": changes}
+
+    model.apply(agent_key, history(["sales"], ["sales", "support"]))
+    assert [r["agent_id"] for r in model.agents_of("support")] == ["a1"]
+    model.apply(agent_key, history(["sales"]))  # the support change aged out of the retention
+    assert model.agents_of("support") == [] and len(model.agents_of("sales")) == 1
+    model.apply(agent_key, None)
+    assert model.agents_of("sales") == [] and model.agents_by_queue == {}

@@ -20,18 +20,17 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.readmodel import ReadModel
 from api.views import ModelReader
 from stream.decode import INVALID_JSON, Rejection, decode_body, decode_message
+from stream.ingress import validate_batch
 from stream.kpi.config import CentreConfig
 from stream.kpi.timeutil import US_PER_S
-from stream.kpi.windows import WINDOWS
 from stream.processor import MessageProcessor
 from stream.validation import INVALID_VALUE, MAX_NESTING, REASONS, EventValidator
-from stream.worker import _validate_batch
 from tests.unit.test_validation import JSON_VALUES, NOW_US, _event_like, _nest, event
 
 VALIDATOR = EventValidator()
@@ -113,7 +112,7 @@ def assert_goes_out(accepted: list[tuple[int, Event]], rejections: list[Rejectio
     orjson.dumps([candidate for _, candidate in accepted])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(items(), max_size=12), st.booleans())
 def test_every_item_of_a_message_is_accepted_or_refused_once(
     batch: list[object], single: bool
@@ -171,7 +170,7 @@ def test_the_workers_batch_step_accounts_for_every_item(messages: list[bytes]) -
     now_ts = time.time()
     fresh = [orjson.dumps(_restamped(orjson.loads(m), now_ts)) if m[:1] == b"[" else m
              for m in messages]  # fmt: skip
-    routed, rejections = _validate_batch(VALIDATOR, fresh)
+    routed, rejections = validate_batch(VALIDATOR, fresh)
     assert_goes_out([], rejections)
     expected = sum(len(orjson.loads(m)) if m[:1] == b"[" else 1 for m in fresh)
     assert sum(len(group) for group in routed.values()) + len(rejections) == expected
@@ -264,23 +263,41 @@ def accepted_events(draw: st.DrawFn) -> Event:
         candidate = event(kind)
         if kind == "survey.response":
             candidate["survey"] = draw(st.sampled_from(["csat", "nps", "ces", "esat"]))
+        # Distinct ids (or the same one, now and then): duplicates would hide sums.
+        candidate["event_id"] = f"f{draw(st.integers(0, 10**6))}"
         for name in ("queue", "call_id", "agent_id", "event_id"):
             if name in candidate and draw(st.booleans()):
                 candidate[name] = draw(ODD_TEXT)
         for name in ("score", "scale_max", "expectation", "perception", "wait_s", "talk_s"):
             if name in candidate and draw(st.booleans()):
                 candidate[name] = draw(ODD_NUMBER)
-        candidate["ts"] = NOW_US / US_PER_S - draw(st.integers(0, 86400))
+        # Within two minutes: events share minutes, so their sums meet in one record.
+        candidate["ts"] = NOW_US / US_PER_S - draw(st.integers(0, 120))
         result = VALIDATOR.validate(candidate, now_us=NOW_US)
         if not isinstance(result, Rejection):
             return result
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _ces(event_id: str, score: float) -> Event:
+    candidate = {**event("survey.response"), "survey": "ces", "score": score, "event_id": event_id}
+    result = VALIDATOR.validate(candidate, now_us=NOW_US)
+    return result if isinstance(result, dict) else candidate  # refused: never processed below
+
+
+# A case the generator seldom reaches, so it is explicit: two finite scores whose sum
+# overflows, then a third in the same minute after the JSON round trip (the sum came back as
+# null and the processor crashed on it). The validator now refuses the first two.
+OVERFLOW = [[_ces("v1", 1.7976931348623157e308), _ces("v2", 1.7976931348623157e308)],
+            [_ces("v3", 1.0)]]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(accepted_events(), min_size=1, max_size=4), min_size=1, max_size=4))
+@example(OVERFLOW)
 def test_accepted_events_never_crash_the_processor_or_the_read_model(
     messages: list[list[Event]],
 ) -> None:
+    messages = [[e for e in m if "ts_us" in e] for m in messages]  # only what was accepted
     store: dict[str, Any] = {}
     processor = MessageProcessor(CENTRE)
     for offset, message in enumerate(messages):
@@ -291,8 +308,8 @@ def test_accepted_events_never_crash_the_processor_or_the_read_model(
     for key, value in store.items():
         model.apply(key, value)
     reader = ModelReader(model, CENTRE)
-    for window in WINDOWS:
-        centre = reader.centre_kpis(window, NOW_US)
-        for figure in centre["total"].values():
-            assert not (isinstance(figure, float) and not math.isfinite(figure)), centre["total"]
+    # The hour that holds every event: each minute they touched is merged and read.
+    total = reader.centre_kpis("1h", NOW_US + 60 * US_PER_S)["total"]
+    for figure in total.values():
+        assert not (isinstance(figure, float) and not math.isfinite(figure)), total
     assert set(model.known_queues()) <= {e["queue"] for m in messages for e in m if "queue" in e}

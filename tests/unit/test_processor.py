@@ -178,7 +178,7 @@ def test_events_land_in_their_records() -> None:
         key("c", "sales", "c2"),
         key("c", "support", "c3"),
     }
-    assert {k for k in store if family(k) == "d"} == {key("d", "g1"), key("d", "v1")}
+    assert {k for k in store if family(k) == "d"} == {key("d", "v1")}  # g1: its history dedupes
 
     for record_key, value in store.items():
         assert value[PARTITION_FIELD] == 0, record_key
@@ -254,7 +254,7 @@ def test_a_true_duplicate_at_a_later_offset_changes_only_the_duplicate_counters(
 
     routing = key("t", records.routing_key(resent))
     assert after[routing]["duplicates"] == before[routing]["duplicates"] + 1
-    assert after[routing]["acc"] == before[routing]["acc"]
+    assert after[routing].get("acc") == before[routing].get("acc")  # a queue's only
     for model in (before, after):
         model[routing].pop("duplicates")
         model[routing].pop("events")  # events seen, duplicates included
@@ -402,7 +402,7 @@ def test_catalogue_events_land_in_their_records() -> None:
     assert store[key("k", "sales", T0_US + 5 * M)]["off"] == {"c20": [T0_US + s(300), "p1"]}
     assert store[key("k", "sales", T0_US + 5 * M)]["ans"] == {"c20": T0_US + s(310)}
     assert store[key("k", "sales", T0_US + 6 * M)]["res"] == {"c20": [T0_US + s(400), True, None]}
-    assert store[key("tk", "sales", "T1")]["ids"] == ["t2", "t1", "t3"]
+    assert list(store[key("tk", "sales", "T1")]["ids"]) == ["t2", "t1", "t3"]
 
 
 def generated_messages(seed: int) -> list[list[Event]]:

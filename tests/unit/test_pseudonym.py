@@ -25,8 +25,8 @@ from callpulse.pseudonym import (
 )
 from callpulse.settings import Settings
 from stream.decode import Rejection
+from stream.ingress import validate_batch
 from stream.validation import EventValidator
-from stream.worker import _validate_batch
 from tests.unit.securityfixtures import INGEST_TOKEN, TEST_KEY, bearer, secured_client
 
 RAW = "+441632960000"
@@ -190,7 +190,7 @@ def test_worker_pseudonymises_what_producers_put_straight_into_kafka() -> None:
         orjson.dumps([offered("e4", RAW, queue=7)]),  # invalid: to the dead-letter topic
         b'{"caller": "' + RAW.encode() + b'", ',  # not JSON at all
     ]
-    grouped, rejections = _validate_batch(EventValidator(), messages, hash_of)
+    grouped, rejections = validate_batch(EventValidator(), messages, hash_of)
     events = [event for group in grouped.values() for event in group]
     assert {e["event_id"]: e["caller"] for e in events} == {
         "e1": expected(RAW),
@@ -203,7 +203,7 @@ def test_worker_pseudonymises_what_producers_put_straight_into_kafka() -> None:
 
 
 def test_worker_without_a_pseudonymiser_still_hashes() -> None:
-    grouped, _ = _validate_batch(EventValidator(), [orjson.dumps(offered("e1", RAW))])
+    grouped, _ = validate_batch(EventValidator(), [orjson.dumps(offered("e1", RAW))])
     [[event]] = grouped.values()
     assert event["caller"] == expected(RAW, DEV_KEY)
 
@@ -236,8 +236,8 @@ def test_ingest_then_worker_is_one_hash() -> None:
     client.post(
         "/v1/events", content=orjson.dumps([offered("j1", RAW)]), headers=bearer(INGEST_TOKEN)
     )
-    grouped, _ = _validate_batch(EventValidator(), [orjson.dumps(published.events)], hash_of)
+    grouped, _ = validate_batch(EventValidator(), [orjson.dumps(published.events)], hash_of)
     [[event]] = grouped.values()
-    direct, _ = _validate_batch(EventValidator(), [orjson.dumps(offered("j2", RAW))], hash_of)
+    direct, _ = validate_batch(EventValidator(), [orjson.dumps(offered("j2", RAW))], hash_of)
     [[direct_event]] = direct.values()
     assert event["caller"] == direct_event["caller"] == expected(RAW)

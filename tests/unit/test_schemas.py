@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 from stream.decode import Rejection
 from stream.kpi.timeutil import US_PER_S
-from stream.validation import EventValidator
+from stream.validation import MAX_MAGNITUDE, EventValidator
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 EVENTS_DIR = SCHEMAS_DIR / "events"
@@ -163,6 +164,22 @@ AGREEMENT = [
     (_change("agent.state", queues=["q"] * 500), True),
     (_change("agent.state", queues=["q"] * 501), False),
     (_change("agent.state", queues=["q", None]), False),
+    # names: no control character anywhere (U+0000 to U+001F, U+007F), other text is fine
+    (_change("call.offered", queue="q\x00"), False),
+    (_change("call.offered", call_id="c\x1fd"), False),  # the record keys' separator
+    (_change("call.offered", event_id="e-1\n"), False),  # a trailing newline, where $ is lax
+    (_change("call.offered", caller="\x7f"), False),
+    (_change("agent.state", queues=["billing", "\x1b[31mred"]), False),
+    (_change("call.offered", queue="Kundendienst é✓ 😀"), True),
+    (_change("call.offered", queue="q\x80\u2028"), True),  # C1 and line separators: not ours
+    # numbers that are not durations: within ±1e9, bounds included
+    (_change("survey.response", score=1_000_000_000), True),
+    (_change("survey.response", score=-1_000_000_000), True),
+    (_change("survey.response", score=1_000_000_000.0001), False),
+    (_change("survey.response", score=-1e308), False),
+    (_change("survey.response", scale_max=1e10), False),
+    (_change("ticket.resolved", contacts=1_000_000_000), True),
+    (_change("ticket.resolved", contacts=1_000_000_001), False),
 ]
 
 
@@ -171,6 +188,87 @@ def test_jsonschema_and_our_validator_agree(candidate: dict[str, Any], valid: bo
     reference = Draft202012Validator(_event_schema(candidate["type"])).is_valid(candidate)
     ours = VALIDATOR.validate(candidate, now_us=NOW_US)
     assert (reference, not isinstance(ours, Rejection)) == (valid, valid), ours
+
+
+# Every field that holds a name, as CONTRACT.md lists them ("queues" holds a list of names).
+NAME_FIELDS = {"event_id", "queue", "call_id", "agent_id", "caller", "to_queue", "to_agent",
+               "ticket_id", "article_id", "customer_id", "queues"}  # fmt: skip
+FREE_TEXT = {"ts", "reason"}  # a timestamp, and agent.state's pause reason (not a key part)
+CONTROL = [chr(code) for code in (*range(0x20), 0x7F)]
+NOT_CONTROL = [" ", "~", "\x80", "\xa0", "\u2028", "é", "😀"]
+
+
+def _string_fields(schema: dict[str, Any]) -> set[str]:
+    """Properties that take free strings (no enum, no const) or lists of them."""
+    fields = set()
+    for name, prop in schema["properties"].items():
+        shape = prop.get("items", {}) if prop.get("type") == "array" else prop
+        if shape.get("type") == "string" and not {"enum", "const"} & set(shape):
+            fields.add(name)
+    return fields
+
+
+def _with_name(event_type: str, field: str, text: str) -> dict[str, Any]:
+    return _change(event_type, **{field: [text] if field == "queues" else text})
+
+
+def test_schemas_and_validator_refuse_the_same_names() -> None:
+    """A name with a control character: refused by the published schema and by the validator;
+    any other character: accepted by both. Every name field of every type, every character."""
+    disagreements = []
+    for event_type in sorted(CONTRACT_TYPES):
+        schema = _event_schema(event_type)
+        assert _string_fields(schema) - FREE_TEXT <= NAME_FIELDS, event_type  # a new name field?
+        reference = Draft202012Validator(schema)
+        for field in sorted(_string_fields(schema) & NAME_FIELDS):
+            # inside, and last (where a regex `$` may match before a final newline)
+            for text in (f"{prefix}{char}{suffix}" for char in CONTROL + NOT_CONTROL
+                         for prefix, suffix in (("x", "y"), ("x", ""))):  # fmt: skip
+                candidate = _with_name(event_type, field, text)
+                expected = not any(char in CONTROL for char in text)
+                published = reference.is_valid(candidate)
+                ours = not isinstance(VALIDATOR.validate(candidate, now_us=NOW_US), Rejection)
+                if (published, ours) != (expected, expected):
+                    disagreements.append((event_type, field, repr(text), published, ours))
+    assert disagreements == []
+
+
+def _number_fields(schema: dict[str, Any]) -> list[str]:
+    types = (
+        {"number", "integer"} & set(_as_list(prop.get("type")))
+        for prop in schema["properties"].values()
+    )
+    return [
+        name
+        for name, kinds in zip(schema["properties"], types, strict=True)
+        if kinds and name != "ts"
+    ]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_schemas_and_validator_refuse_the_same_numbers() -> None:
+    """Beyond ±MAX_MAGNITUDE every number is refused by both; around the bound (and the field's
+    own narrower range) the published schema and the validator agree."""
+    bound = MAX_MAGNITUDE
+    beyond = [math.nextafter(bound, math.inf), -math.nextafter(bound, math.inf), 10 * bound]
+    probes = [bound, -bound, bound - 1, -(bound - 1), *beyond]
+    disagreements = []
+    for event_type in sorted(CONTRACT_TYPES):
+        schema = _event_schema(event_type)
+        reference = Draft202012Validator(schema)
+        for field in _number_fields(schema):
+            prop = schema["properties"][field]
+            assert -bound <= prop.get("minimum", -math.inf) <= prop["maximum"] <= bound, field
+            for value in probes:
+                candidate = _change(event_type, **{field: value})
+                published = reference.is_valid(candidate)
+                ours = not isinstance(VALIDATOR.validate(candidate, now_us=NOW_US), Rejection)
+                if published != ours or (value in beyond and ours):
+                    disagreements.append((event_type, field, value, published, ours))
+    assert disagreements == []
 
 
 KPI = {
@@ -207,11 +305,46 @@ KPI = {
     "fcr_rate": 0.7,
     "service_level_target": 0.8,
     "sl_formula": "answered_and_abandoned",
+    # the catalogue's figures (KPIS.md)
+    "esat": 4.2,
+    "servqual": {
+        "tangibles": 0.5,
+        "reliability": -1.0,
+        "responsiveness": None,
+        "assurance": None,
+        "empathy": 0.0,
+    },
+    "kb_reads": 12,
+    "avg_kb_read_s": 48.5,
+    "kb_reads_per_call": 0.3,
+    "tickets_opened": 5,
+    "tickets_resolved": 3,
+    "avg_time_to_resolve_s": 5400,
+    "avg_first_response_s": 600,
+    "first_response_by_channel": {"email": 900, "chat": 30.5},
+    "fcr_provisional": True,
+    "repeat_rate": 0.1,
+    "contacts_per_resolution": 1.4,
+    "occupancy": 0.85,
+    "retention_rate": 97.5,
+    "required_agents": 12,
+    "predicted_service_level": 0.82,
+    "expected_wait_s": 9.5,
+    "targets": {
+        "service_level": {"target": 0.8, "direction": "min", "status": "missed"},
+        "aht_s": {"target": 360, "direction": "max", "status": "at_risk"},
+    },
+    "service_level_status": "missed",
 }
 COUNTS = ("offered", "answered", "abandoned", "short_abandoned", "exited", "transferred")
+CATALOGUE_COUNTS = ("kb_reads", "tickets_opened", "tickets_resolved")
 EMPTY_WINDOW = {
     **dict.fromkeys(KPI),  # every ratio and average: null
-    **dict.fromkeys((*COUNTS, "answered_in_threshold", "calls_waiting"), 0),
+    **dict.fromkeys((*COUNTS, *CATALOGUE_COUNTS, "answered_in_threshold", "calls_waiting"), 0),
+    "servqual": dict.fromkeys(KPI["servqual"]),
+    "first_response_by_channel": {},
+    "fcr_provisional": False,
+    "targets": {"service_level": {"target": 0.8, "direction": "min", "status": None}},
     **{key: KPI[key] for key in ("queue", "window", "start", "end", "sl_formula")},
     **{key: KPI[key] for key in ("service_level_threshold_s", "service_level_target")},
     "agents": {},
@@ -226,7 +359,10 @@ EMPTY_WINDOW = {
         # an empty window: counts 0, every ratio and average null
         (EMPTY_WINDOW, True),
         # extended with a field the contract does not name yet
-        ({**KPI, "occupancy": 0.85}, True),
+        ({**KPI, "future_figure": 0.85}, True),
+        # compared windows are KPI objects too
+        ({**KPI, "compare": {"previous": EMPTY_WINDOW, "last_week": KPI}}, True),
+        ({**KPI, "compare": {"previous": {**KPI, "offered": -1}}}, False),
         # bounds of ratios and nps are inclusive
         ({**KPI, "service_level": 1, "abandon_rate": 0, "nps": -100}, True),
         # the centre-wide total may carry a null queue
@@ -248,6 +384,11 @@ EMPTY_WINDOW = {
         ({**KPI, "start": "2024-03-05T09:15:00"}, False),
         ({**KPI, "sl_formula": "custom"}, False),
         ({key: value for key, value in KPI.items() if key != "calls_waiting"}, False),
+        # catalogue figures: a ratio above 1, a status or a target field nobody defined
+        ({**KPI, "occupancy": 1.2}, False),
+        ({**KPI, "service_level_status": "green"}, False),
+        ({**KPI, "targets": {"made_up": {"target": 1, "direction": "min", "status": None}}}, False),
+        ({**KPI, "servqual": {**KPI["servqual"], "empathy": "low"}}, False),
     ],
 )
 def test_kpi_schema(kpi: dict[str, Any], valid: bool) -> None:

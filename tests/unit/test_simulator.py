@@ -17,9 +17,12 @@ from functools import cache
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callpulse.kafka import client_kwargs
+from callpulse.settings import Settings
 from callpulse.simulator import producer
 from callpulse.simulator.model import Event, Simulation
 from callpulse.simulator.producer import message_batches, partition_key
@@ -488,7 +491,7 @@ async def test_producer_backfills_then_never_runs_ahead_of_the_wall_clock(
 
     monkeypatch.setattr(producer, "AIOKafkaProducer", make_producer)
     produced = await producer.run_simulator(
-        bootstrap_servers="unused:9092",
+        kafka=producer.producer_options(Settings(kafka_bootstrap="unused:9092", kafka_acks="1")),
         topic="t",
         centre=default_centre(),
         seed=1,
@@ -508,3 +511,52 @@ async def test_producer_backfills_then_never_runs_ahead_of_the_wall_clock(
     last_us = max(ts_us(event) for _, batch, _ in fake.sent for event in batch)
     assert T0_US - 900 * US_PER_S <= first_us < T0_US - 800 * US_PER_S  # the backfill went out
     assert last_us > T0_US - 30 * US_PER_S  # it caught up with the present (~1 event a second)
+
+
+SASL = Settings(
+    kafka_bootstrap="broker.example:9096",
+    kafka_security_protocol="SASL_SSL",
+    kafka_sasl_mechanism="SCRAM-SHA-512",
+    kafka_sasl_username="simulator",
+    kafka_sasl_password="s3cret-sasl-password",  # a test value
+    kafka_acks="all",
+)
+
+
+async def test_the_simulators_producer_connects_like_every_client() -> None:
+    # The real aiokafka producer, built (not started) from what `callpulse simulate` passes.
+    options = producer.producer_options(SASL)
+    real = AIOKafkaProducer(**options)
+    try:
+        client = real.client
+        assert client._bootstrap_servers == "broker.example:9096"
+        assert client._security_protocol == "SASL_SSL"
+        assert client._ssl_context is not None
+        assert client._sasl_mechanism == "SCRAM-SHA-512"
+        assert client._sasl_plain_username == "simulator"
+        assert client._sasl_plain_password == "s3cret-sasl-password"
+    finally:
+        await real.stop()  # never started: releases nothing but keeps aiokafka quiet
+    shared = client_kwargs(SASL)
+    assert {key: options[key] for key in shared if key != "ssl_context"} == {
+        key: value for key, value in shared.items() if key != "ssl_context"
+    }
+    assert options["acks"] == "all"  # CALLPULSE_KAFKA_ACKS, like the API's producer
+
+
+async def test_run_simulator_builds_its_producer_from_the_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[FakeProducer] = []
+
+    def make_producer(**options: object) -> FakeProducer:
+        made.append(FakeProducer(clock=time.time, **options))
+        return made[-1]
+
+    monkeypatch.setattr(producer, "AIOKafkaProducer", make_producer)
+    options = producer.producer_options(SASL)
+    await producer.run_simulator(
+        kafka=options, topic="t", centre=default_centre(), seed=1, duration_s=0.0
+    )
+    [fake] = made
+    assert fake.options == options  # security included, nothing dropped on the way

@@ -1,0 +1,281 @@
+"""Stage one: read the input topic, validate, forward by routing key, commit once acknowledged.
+
+A plain aiokafka consumer, not a Faust agent: producers write one event per message, and
+Faust's per-message machinery (~200 µs) would cap this stage at a few thousand events/s.
+Here a poll returns up to ``ingest_batch_max`` messages that are decoded, validated and
+pseudonymised together (``validate_batch``), forwarded as JSON arrays keyed by routing key,
+and their offsets committed (group ``Settings.validate_group``) only after every send of the
+batch was acknowledged. One batch stays in flight (``InOrderCommits``) so that waiting for the
+broker overlaps with validating the next. A failure restarts the consumer from the last
+commit: at least once, and stage two drops the duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError
+from mode import Service
+
+from callpulse.kafka import client_kwargs, producer_acks
+from callpulse.pseudonym import DEV_KEY, Pseudonymiser, pseudonymiser_for_key
+from callpulse.settings import Settings
+from stream.decode import Rejection, decode_message
+from stream.kpi.timeutil import US_PER_S, us_to_rfc3339
+from stream.records import routing_key
+from stream.validation import EventValidator
+
+log = logging.getLogger(__name__)
+
+# Events per forwarded message: big enough to amortise stage two's per-message cost.
+FORWARD_CHUNK = 1000
+# A forwarded message stays under Kafka's default 1 MiB limit, however big the events.
+MAX_FORWARD_BYTES = 900_000
+PRODUCER_BATCH_BYTES = 1024 * 1024
+POLL_TIMEOUT_MS = 200  # how soon an idle loop notices a stop
+RETRY_AFTER_S = 1.0
+
+Grouped = dict[str, list[dict[str, Any]]]
+
+
+def now_us() -> int:
+    return int(time.time() * US_PER_S)
+
+
+def validate_batch(
+    validator: EventValidator, values: list[Any], pseudonymiser: Pseudonymiser | None = None
+) -> tuple[Grouped, list[Rejection]]:
+    """Valid events grouped by routing key, in arrival order; and the rejections.
+
+    Callers are pseudonymised in both (producers may write raw ones to the input topic);
+    without a pseudonymiser, the public development key's.
+    """
+    pseudonymise = pseudonymiser or pseudonymiser_for_key(DEV_KEY)
+    grouped: Grouped = {}
+    rejections: list[Rejection] = []
+    received_us = now_us()
+    for value in values:
+        candidates, bad = decode_message(value)
+        rejections.extend(pseudonymise.rejection(r) for r in bad)
+        for index, candidate in candidates:
+            result = validator.validate(candidate, now_us=received_us)
+            if isinstance(result, Rejection):
+                rejections.append(pseudonymise.rejection(replace(result, index=index)))
+            else:
+                grouped.setdefault(routing_key(result), []).append(pseudonymise.event(result))
+    return grouped, rejections
+
+
+def forwarded_values(events: list[dict[str, Any]]) -> Iterator[bytes]:
+    """``events`` as JSON arrays of at most FORWARD_CHUNK events and MAX_FORWARD_BYTES."""
+    for start in range(0, len(events), FORWARD_CHUNK):
+        yield from _within_limit(events[start : start + FORWARD_CHUNK])
+
+
+def _within_limit(events: list[dict[str, Any]]) -> Iterator[bytes]:
+    value = orjson.dumps(events)
+    if len(value) <= MAX_FORWARD_BYTES or len(events) == 1:
+        yield value
+        return
+    half = len(events) // 2
+    yield from _within_limit(events[:half])
+    yield from _within_limit(events[half:])
+
+
+def next_offsets(batches: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
+    """What to commit once ``batches`` are forwarded: one past each partition's last record."""
+    return {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+
+
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    """A batch whose sends are under way, and the offsets to commit once all are acknowledged."""
+
+    acks: list[asyncio.Future[Any]]
+    offsets: dict[TopicPartition, int]
+
+
+class InOrderCommits:
+    """Keeps one batch in flight: batch N's acknowledgements are awaited, and its offsets
+    committed, only after batch N+1 was validated and sent, so the broker's round trips overlap
+    with the next batch's CPU work. Commits stay in order and never pass an unacknowledged send;
+    after a failed one nothing more is committed (the consumer restarts from the last commit).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.in_flight: SentBatch | None = None
+        self.failure: Exception | None = None
+        self._lock = asyncio.Lock()
+
+    async def push(self, sent: SentBatch | None) -> None:
+        """Settles the batch in flight, then keeps ``sent`` (None: nothing left in flight)."""
+        async with self._lock:
+            if self.failure is not None:
+                raise self.failure
+            previous, self.in_flight = self.in_flight, sent
+            if previous is None:
+                return
+            try:
+                await asyncio.gather(*previous.acks)
+            except Exception as exc:
+                self.failure = exc
+                raise
+            await _commit(self.consumer, previous.offsets)
+
+
+class _StageOneRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits the batch in flight before partitions are revoked, so their next owner starts
+    after it instead of forwarding it again; starts a partition this group never committed
+    where the Faust agent that ran stage one before had got to (``legacy_starts``)."""
+
+    def __init__(self, commits: InOrderCommits, legacy_starts: dict[TopicPartition, int]) -> None:
+        self.commits = commits
+        self.legacy_starts = legacy_starts
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.commits.push(None)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.commits.consumer
+        for tp in set(assigned) & self.legacy_starts.keys():
+            if await consumer.committed(tp) is None:
+                log.info("stage one starts %s at the old agent's offset", tp)
+                consumer.seek(tp, self.legacy_starts[tp])
+
+
+async def legacy_starts(
+    settings: Settings, consumer: AIOKafkaConsumer
+) -> dict[TopicPartition, int]:
+    """Offsets the app's own group (where Faust ran stage one before) committed on the input
+    topic, for the partitions stage one's group never committed: an upgraded worker carries on
+    from there instead of replaying the topic's whole retention (more than dedupe remembers)."""
+    await consumer.topics()  # metadata, so partitions_for_topic knows the input topic
+    topic = settings.events_topic
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    if not partitions:
+        return {}
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    await admin.start()
+    try:
+        old = await admin.list_consumer_group_offsets(settings.app_id, partitions=partitions)
+        new = await admin.list_consumer_group_offsets(
+            settings.validate_group, partitions=partitions
+        )
+    finally:
+        await admin.close()
+    never_committed = {tp for tp in partitions if tp not in new or new[tp].offset < 0}
+    return {tp: m.offset for tp, m in old.items() if tp in never_committed and m.offset >= 0}
+
+
+class Ingress(Service):
+    """Stage one as a service of the worker: started with it, stopped (batch finished) with it."""
+
+    # stop() waits for the loop to finish its batch (set_shutdown) before cancelling it.
+    wait_for_shutdown = True
+    shutdown_timeout = 30.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        validator: EventValidator,
+        pseudonymiser: Pseudonymiser,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.validator = validator
+        self.pseudonymiser = pseudonymiser
+
+    @Service.task
+    async def _consume_until_stopped(self) -> None:
+        try:
+            while not self.should_stop:
+                try:
+                    await self._consume()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Nothing was committed past the last acknowledged batch: restart there.
+                    log.exception("stage one failed; restarting from the last commit")
+                    await self.sleep(RETRY_AFTER_S)
+        finally:
+            self.set_shutdown()
+
+    async def _consume(self) -> None:
+        consumer, producer = self._consumer(), self._producer()
+        commits = InOrderCommits(consumer)
+        try:
+            await producer.start()
+            await consumer.start()
+            rebalance = _StageOneRebalance(commits, await legacy_starts(self.settings, consumer))
+            consumer.subscribe([self.settings.events_topic], listener=rebalance)
+            while not self.should_stop:
+                batches = await consumer.getmany(
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self.settings.ingest_batch_max
+                )
+                await commits.push(await self._forward(producer, batches) if batches else None)
+            await commits.push(None)  # the last batch, before leaving the group
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    async def _forward(
+        self, producer: AIOKafkaProducer, batches: dict[TopicPartition, list[Any]]
+    ) -> SentBatch:
+        """Validates the batch and sends its valid events and rejections on their way."""
+        values = [record.value for records in batches.values() for record in records]
+        grouped, rejections = validate_batch(self.validator, values, self.pseudonymiser)
+        return SentBatch(await self._send(producer, grouped, rejections), next_offsets(batches))
+
+    async def _send(
+        self, producer: AIOKafkaProducer, grouped: Grouped, rejections: list[Rejection]
+    ) -> list[asyncio.Future[Any]]:
+        routed_topic, dlq_topic = self.settings.routed_topic, self.settings.dlq_topic
+        acks = []
+        for key, events in grouped.items():
+            encoded_key = key.encode()
+            for value in forwarded_values(events):
+                acks.append(await producer.send(routed_topic, value, key=encoded_key))
+        received_at = us_to_rfc3339(now_us())
+        for rejection in rejections:
+            record = rejection.to_dlq(source="worker", received_at=received_at)
+            acks.append(await producer.send(dlq_topic, orjson.dumps(record)))
+        return acks
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        settings = self.settings
+        return AIOKafkaConsumer(
+            **client_kwargs(settings),
+            group_id=settings.validate_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=round(settings.kafka_session_timeout_s * 1000),
+            heartbeat_interval_ms=round(settings.kafka_heartbeat_interval_s * 1000),
+        )
+
+    def _producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_kwargs(self.settings),
+            acks=producer_acks(self.settings),
+            max_batch_size=PRODUCER_BATCH_BYTES,
+        )
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commits what is still ours; a partition lost to a rebalance is forwarded again by its
+    next owner, which stage two dedupes."""
+    assigned = consumer.assignment()
+    owned = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+    try:
+        await consumer.commit(owned)
+    except CommitFailedError as exc:
+        log.info("stage one commit lost to a rebalance (%s); the next owner re-reads", exc)

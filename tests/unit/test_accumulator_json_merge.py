@@ -1,0 +1,100 @@
+"""``merged_json``: the worker's merge of a message's deltas into a stored accumulator's JSON.
+
+It must give exactly what ``from_json``, ``merge`` and ``to_json`` give (the same floats, bit for
+bit, and the same JSON), while sharing what no delta changes and never mutating its inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.kpi.accumulator import (
+    SERVQUAL_DIMENSIONS,
+    KpiAccumulator,
+    WaitStats,
+    merged,
+    merged_json,
+)
+
+
+def random_delta(rng: random.Random) -> KpiAccumulator:
+    """A delta as a message makes one: a few events of any kind, often none of some."""
+    acc = KpiAccumulator()
+    for _ in range(rng.randint(0, 6)):
+        kind = rng.randrange(9)
+        if kind == 0:
+            acc.offered += 1
+        elif kind == 1:
+            acc.answered += 1
+            acc.answered_waits.add(rng.choice([0.0, 0.4, 19.999, 20.0, 700.5, 4000.0]))
+        elif kind == 2:
+            acc.abandoned += 1
+            acc.add_abandoned_wait(rng.uniform(0, 60), 5.0)
+        elif kind == 3:
+            acc.add_ended(rng.uniform(0, 900), rng.choice([0.0, 12.5]))
+        elif kind == 4:
+            acc.add_survey(rng.choice(["csat", "nps", "ces", "esat"]), rng.randint(0, 10), None)
+        elif kind == 5:
+            acc.add_servqual(rng.choice(SERVQUAL_DIMENSIONS), rng.uniform(1, 7), rng.uniform(1, 7))
+        elif kind == 6:
+            acc.add_first_response(rng.choice(["email", "chat"]), rng.uniform(0, 3600))
+        elif kind == 7:
+            acc.add_ticket_resolved(rng.choice([None, 1, 3]))
+        else:
+            acc.add_kb_read(rng.choice([None, 0.1, 30.0]))
+    return acc
+
+
+def reference(stored: dict[str, Any] | None, deltas: list[KpiAccumulator]) -> dict[str, Any]:
+    """What the worker wrote before ``merged_json``: decode, merge each delta, encode."""
+    acc = KpiAccumulator.from_json(stored) if stored is not None else KpiAccumulator()
+    for delta in deltas:
+        acc.merge(delta)
+    return acc.to_json()
+
+
+def same_json(a: Any, b: Any) -> bool:
+    option = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    return orjson.dumps(a, option=option) == orjson.dumps(b, option=option)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_merged_json_equals_decode_merge_encode(seed: int) -> None:
+    rng = random.Random(seed)
+    stored: dict[str, Any] | None = None
+    for _ in range(12):  # one record written by a dozen messages, each with a few deltas
+        deltas = [random_delta(rng) for _ in range(rng.randint(0, 3))]
+        before = copy.deepcopy(stored)
+        expected = reference(stored, deltas)
+        got = merged_json(stored, deltas)
+        assert same_json(got, expected)  # values and types: 0 stays 0, 0.0 stays 0.0
+        assert stored == before  # the stored value is never mutated
+        stored = got
+
+
+def test_a_record_without_the_catalogue_fields_gets_them_as_before() -> None:
+    old = merged([random_delta(random.Random(7)) for _ in range(5)]).to_json()
+    for name in ("servqual", "first_response", "kb_reads", "ticket_contacts_sum"):
+        del old[name]
+    for deltas in ([], [random_delta(random.Random(8))]):
+        expected = reference(old, deltas)
+        got = merged_json(old, deltas)
+        assert got == expected  # equal values (an absent sum becomes 0.0, decoded it was 0)
+
+
+def test_records_without_waits_share_one_empty_value_that_nothing_changes() -> None:
+    agent_minute = KpiAccumulator()
+    agent_minute.answered += 1  # an agent's minute: counts, never waits
+    first = merged_json(None, [agent_minute])
+    second = merged_json(None, [agent_minute])
+    assert first["answered_waits"] is second["answered_waits"]
+    queue_minute = KpiAccumulator()
+    queue_minute.answered_waits.add(12.0)
+    merged_json(first, [queue_minute])  # a wait arrives: a new value, the shared one untouched
+    assert first["answered_waits"] == WaitStats().to_json()
+    assert merged_json(first, [queue_minute])["answered_waits"]["n"] == 1

@@ -1,0 +1,123 @@
+"""Several routed messages of one partition applied together (``MessageProcessor.process_batch``).
+
+A batch must write what its messages write one by one, and a crash anywhere in its writes,
+then a redelivery cut into other batches (single messages, one longer batch), must give the
+same records: the offset fence is per message, whatever the batches.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import pytest
+
+from stream.kpi.config import CentreConfig
+from stream.processor import MessageProcessor, Retention
+from tests.unit.test_processor import (
+    Event,
+    LoggingStore,
+    Store,
+    generated_messages,
+    read_model,
+    s,
+    scenario_messages,
+)
+
+# Nothing expires and no agent history is pruned: `now` then changes no figure, and the
+# stores can be compared whatever clock each run used.
+KEEP_ALL = Retention(buckets_s=10**9, call_state_s=10**9, ticket_state_s=10**9)
+
+
+def _processor() -> MessageProcessor:
+    return MessageProcessor(CentreConfig(), KEEP_ALL)
+
+
+def _now(messages: Sequence[list[Event]]) -> int:
+    return max(e["ts_us"] for message in messages for e in message) + s(5)
+
+
+def _batch(
+    store: Store, messages: list[list[Event]], first_offset: int, partition: int = 0
+) -> None:
+    offsets = range(first_offset, first_offset + len(messages))
+    _processor().process_batch(
+        store,
+        [(offset, copy.deepcopy(m)) for offset, m in zip(offsets, messages, strict=True)],
+        partition=partition,
+        now_us=_now(messages),
+    )
+
+
+def _cut(count: int, sizes: Sequence[int]) -> list[range]:
+    """``range(count)`` cut into consecutive batches of the sizes given, cycled."""
+    cuts, start, number = [], 0, 0
+    while start < count:
+        end = min(count, start + sizes[number % len(sizes)])
+        cuts.append(range(start, end))
+        start, number = end, number + 1
+    return cuts
+
+
+MESSAGES = {
+    "scenario": scenario_messages(),
+    "generated-1": generated_messages(1),
+    "generated-2": generated_messages(2),
+}
+
+
+@pytest.mark.parametrize("sizes", [(1,), (2,), (3, 1, 5), (1000,)])
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_a_batch_writes_what_its_messages_write_one_by_one(name: str, sizes: tuple[int]) -> None:
+    messages = MESSAGES[name]
+    now_us = _now(messages)
+    one_by_one: Store = {}
+    processor = _processor()
+    for offset, message in enumerate(messages):
+        processor.process(
+            one_by_one, copy.deepcopy(message), offset=offset, partition=3, now_us=now_us
+        )
+    batched: Store = {}
+    processor = _processor()
+    for cut in _cut(len(messages), sizes):
+        batch = [(offset, copy.deepcopy(messages[offset])) for offset in cut]
+        processor.process_batch(batched, batch, partition=3, now_us=now_us)
+    assert batched == one_by_one  # every family, fences and states included
+
+
+def test_a_batch_writes_each_record_once_aggregates_first() -> None:
+    messages = MESSAGES["generated-1"][:6]
+    logged = LoggingStore()
+    _batch(logged, messages, first_offset=0)
+    written = [record_key for _, record_key, _, _ in logged.writes]
+    assert len(written) == len(set(written))
+    state_families = ("c\x1f", "tk\x1f", "d\x1f")
+    kinds = [record_key.startswith(state_families) for record_key in written]
+    assert kinds == sorted(kinds), "a state or dedupe mark was written before an aggregate"
+
+
+@pytest.mark.parametrize("name", sorted(MESSAGES))
+def test_a_crash_anywhere_in_a_batch_then_other_batches_give_the_same_read_model(
+    name: str,
+) -> None:
+    messages = MESSAGES[name]
+    cuts = _cut(len(messages), (3, 2, 4))
+    expected_store: Store = {}
+    for cut in cuts:
+        _batch(expected_store, [messages[i] for i in cut], cut.start)
+    expected = read_model(expected_store, duplicates=False)
+
+    before: Store = {}
+    for cut in cuts:
+        logged = LoggingStore(copy.deepcopy(before))
+        _batch(logged, [messages[i] for i in cut], cut.start)
+        rest = list(range(cut.start, len(messages)))
+        for prefix in range(len(logged.writes) + 1):
+            for redelivery in (_cut(len(rest), (1,)), _cut(len(rest), (len(rest),))):
+                crashed = copy.deepcopy(before)
+                logged.replay_onto(crashed, prefix)
+                for batch in redelivery:
+                    offsets = [rest[i] for i in batch]
+                    _batch(crashed, [messages[o] for o in offsets], offsets[0])
+                assert read_model(crashed, duplicates=False) == expected, (cut, prefix)
+        before = copy.deepcopy(dict(logged))
