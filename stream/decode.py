@@ -16,6 +16,10 @@ NOT_AN_OBJECT = "not_an_object"
 RAW_MAX_CHARS = 4096
 # UTF-8 needs at most 4 bytes a character: decoding this many bytes always yields enough text.
 _RAW_MAX_BYTES = 4 * RAW_MAX_CHARS
+# An event bigger than this travels as truncated ``raw`` text: a dead-letter record must stay
+# well under Kafka's 1 MiB message limit, or its send would fail, and stage one would retry the
+# batch for ever. The whole input stays in the input topic.
+DLQ_EVENT_MAX_BYTES = 256 * 1024
 
 Candidates = list[tuple[int, object]]
 Decoded = tuple[Candidates, list["Rejection"]]
@@ -42,21 +46,25 @@ class Rejection:
         }
         if self.raw is not None:
             record["raw"] = self.raw
-        elif _serialisable(self.event):
-            record["event"] = self.event
-        else:
+            return record
+        encoded = _encoded(self.event)
+        if encoded is None:
             record["raw"] = "<event not JSON-serialisable: non-string keys or nested too deep>"
+        elif len(encoded) > DLQ_EVENT_MAX_BYTES:
+            record["raw"] = raw_text(encoded)
+            record["truncated_from_bytes"] = len(encoded)
+        else:
+            record["event"] = self.event
         return record
 
 
-def _serialisable(value: object) -> bool:
+def _encoded(value: object) -> bytes | None:
     # orjson parses 1024 levels of nesting but writes only 254, and Python callers may pass
     # values JSON cannot hold: the DLQ producer must not be the one to find out.
     try:
-        orjson.dumps(value)
+        return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return False
-    return True
+        return None
 
 
 def raw_text(data: bytes) -> str:

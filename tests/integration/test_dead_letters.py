@@ -87,6 +87,23 @@ def test_invalid_events_go_to_the_dlq_and_valid_neighbours_count(stack: Stack) -
     )
 
 
+def test_an_invalid_event_near_the_message_limit_goes_to_the_dlq_truncated(stack: Stack) -> None:
+    # Just under the producer's 1 MiB limit as input; a dead-letter record holding it whole
+    # (plus the reason) would pass it, and stage one would retry its batch for ever.
+    big: dict[str, object] = {"event_id": "big1", "type": "call.offered", "ts": _now(), "note": ""}
+    big["note"] = "x" * (1_048_400 - len(orjson.dumps(big)))
+    stack.produce([orjson.dumps(big), orjson.dumps(_offered("after-big", "c1"))])
+    [dead] = stack.consume(stack.dlq_topic, expected=1)
+    assert dead["reason"] == "missing_field"
+    assert dead["truncated_from_bytes"] == len(orjson.dumps(big))
+    assert dead["raw"].startswith('{"event_id":"big1"')
+    stack.wait_until(
+        lambda: stack.get("/v1/queues/q1/kpis", window="5m")["offered"] == 1,
+        30,
+        "the valid event after the big one counted",
+    )
+
+
 def test_http_ingest_reports_each_invalid_event_and_keeps_the_rest(stack: Stack) -> None:
     body = b"\n".join(
         [

@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from stream.decode import (
+    DLQ_EVENT_MAX_BYTES,
     INVALID_JSON,
     NOT_AN_OBJECT,
     RAW_MAX_CHARS,
@@ -197,3 +198,25 @@ def test_to_dlq(rejection: Rejection, key: str, value: object) -> None:
         key: record[key] if value is PLACEHOLDER else value,
     }
     assert isinstance(orjson.loads(orjson.dumps(record)), dict)
+
+
+def test_an_event_too_big_for_a_dead_letter_record_travels_truncated() -> None:
+    # Near Kafka's 1 MiB message limit: whole, its DLQ record would be refused by the broker.
+    event = {"event_id": "e1", "type": "call.offered", "note": "x" * 1_000_000}
+    encoded = orjson.dumps(event)
+    record = Rejection("invalid_value", "d", event=event, index=0).to_dlq(
+        source="worker", received_at="2024-03-05T09:30:00Z"
+    )
+    assert "event" not in record
+    assert record["truncated_from_bytes"] == len(encoded)
+    assert encoded.decode().startswith(str(record["raw"]))
+    assert len(str(record["raw"])) == RAW_MAX_CHARS
+    assert len(orjson.dumps(record)) < DLQ_EVENT_MAX_BYTES
+
+
+def test_an_event_just_within_the_dead_letter_limit_travels_whole() -> None:
+    event = {"note": "x" * (DLQ_EVENT_MAX_BYTES - len(b'{"note":""}'))}
+    assert len(orjson.dumps(event)) == DLQ_EVENT_MAX_BYTES
+    record = Rejection("invalid_value", "d", event=event).to_dlq(source="api", received_at="t")
+    assert record["event"] == event
+    assert "truncated_from_bytes" not in record
