@@ -17,12 +17,14 @@ Window = Literal["5m", "15m", "30m", "1h", "today"]
 IntervalSize = Literal["15m", "30m"]
 
 
-def get_services(request: Request) -> Services:
+# async, though nothing is awaited: FastAPI runs a plain ``def`` dependency in a worker thread,
+# a thread hop on every request (half the CPU of a cached KPI answer).
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_reader(services: Annotated[Services, Depends(get_services)]) -> KpiReader:
+async def get_reader(services: Annotated[Services, Depends(get_services)]) -> KpiReader:
     return services.reader
 
 

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from api.alerts.service import AlertService
+from api.answers import AnswerCache
 from api.feed import ChangelogFeed, LagMonitor
 from api.ingest import EventPublisher
 from api.readmodel import ReadModel
@@ -26,6 +27,7 @@ class Services:
     lag: LagMonitor | None = None
     publisher: EventPublisher | None = None
     alerts: AlertService | None = None
+    answers: AnswerCache = field(default_factory=AnswerCache)  # KPI answers, encoded
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

@@ -8,6 +8,7 @@ same window last week.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -75,6 +76,17 @@ class ModelReader:
         self.centre = centre
         # The worker's CALLPULSE_MAX_CALL_WAIT_S: a call waiting longer lost its ending event.
         self.max_call_wait_us = round(max_call_wait_s * US_PER_S)
+        self.pinned_now_us: int | None = None
+
+    def at_second(self, now_us: int) -> ModelReader:
+        """This reader with its clock stopped at ``now_us``: every figure of one answer is at
+        the same instant, so the answer can be stored and served again (api/answers.py)."""
+        pinned = copy.copy(self)
+        pinned.pinned_now_us = now_us
+        return pinned
+
+    def now_us(self) -> int:
+        return clock.now_us() if self.pinned_now_us is None else self.pinned_now_us
 
     def waiting(self, queue: str, at_us: int) -> WaitingNow:
         """Calls waiting at ``at_us`` (a minute boundary, or just after now for live figures)."""
@@ -202,7 +214,7 @@ class ModelReader:
         for buckets in per_queue.values():
             acc.merge(catalogue.merged(buckets, start_us, end_us))
         current = state_at(record, end_us) if record else None
-        stop_us = min(end_us, clock.now_us())
+        stop_us = min(end_us, self.now_us())
         busy_us, staffed_us = occupancy_parts_us([record] if record else [], start_us, stop_us)
         return {
             "agent_id": agent_id,
@@ -226,7 +238,7 @@ class ModelReader:
     ) -> tuple[KpiObject, WindowParts]:
         view = self.model.queues.get(queue) or QueueView()
         acc = catalogue.merged(view.buckets, start_us, end_us)
-        now_us = clock.now_us()
+        now_us = self.now_us()
         threshold = config.threshold_s if threshold_s is None else threshold_s
         waiting = self.waiting(queue, end_us)
         longest_wait_s = waiting.longest_wait_s
@@ -328,7 +340,7 @@ class ModelReader:
         }
         offered_15m = sum(queue_parts.offered_15m for _, queue_parts in parts)
         total_parts = WindowParts(acc, resolution, offered_15m)
-        self._add_catalogue(kpis, total_parts, None, defaults, start_us, end_us, clock.now_us())
+        self._add_catalogue(kpis, total_parts, None, defaults, start_us, end_us, self.now_us())
         return kpis
 
 

@@ -68,10 +68,13 @@ def api(options: Options) -> list[Result]:
         reply = httpx.get(url + KPIS_PATH, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S)
         queues = len(reply.json()["queues"])
         single = _sequential_ms(url)
+        cpu_before = cpu_s(api_pid)
         load = _load(url, options)
+        # The API's own CPU per request under load: the figure that bounds requests/s.
+        load_cpu_ms = 1000 * (cpu_s(api_pid) - cpu_before) / max(load.completed, 1)
         idle_rss = rss_mb(api_pid)
         sse = asyncio.run(_sse_with_updates(options, bootstrap, env, url, builder, api_pid))
-        return _results(options, queues, single, load, sse, idle_rss)
+        return _results(options, queues, single, load, load_cpu_ms, sse, idle_rss)
 
 
 def _sequential_ms(url: str) -> list[float]:
@@ -210,6 +213,7 @@ def _results(
     queues: int,
     single: list[float],
     load: Load,
+    load_cpu_ms: float,
     sse: dict[str, float],
     idle_rss: float,
 ) -> list[Result]:
@@ -217,7 +221,8 @@ def _results(
     note = (
         f"{queues} queues; {options.api_clients} clients ({load.tool}), "
         f"{load.completed:,} requests completed ({load.per_s:,.1f}/s, {load.timeouts} timed out "
-        f"at {REQUEST_TIMEOUT_S:.0f} s); {serial}; API RSS {idle_rss:.0f} MB"
+        f"at {REQUEST_TIMEOUT_S:.0f} s), API CPU {load_cpu_ms:.2f} ms/request; {serial}; "
+        f"API RSS {idle_rss:.0f} MB"
     )
     sse_note = (
         f"{sse['connected']:.0f} connected, {sse['held']:.0f} still receiving at the end of "

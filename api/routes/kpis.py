@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
 
+from api.answers import DEFAULT_LIMIT, encoded, json_response, second_us
 from api.deps import (
     AtQuery,
     IntervalSize,
-    ReaderDep,
+    ServicesDep,
     ThresholdQuery,
     WindowQuery,
+    now_us,
     threshold_param,
     time_param,
 )
 from api.errors import INVALID, NOT_FOUND
+from api.services import Services
+from api.views import KpiReader, ModelReader
 from stream.kpi.timeutil import US_PER_S
-from stream.kpi.windows import local_midnight_us
+from stream.kpi.windows import live_end_us, local_midnight_us
 
 router = APIRouter(prefix="/v1", tags=["kpis"], responses=INVALID)
 
 MAX_INTERVAL_SPAN_S = 8 * 86400
 COMPARISONS = ("previous", "last_week")
+# Answers kept per route (api/answers.py): one small object per queue a wallboard may show.
+QUEUE_ANSWERS = 256
 
 CompareQuery = Annotated[
     str | None,
@@ -47,56 +55,113 @@ def compare_param(value: str | None) -> tuple[str, ...]:
     return names
 
 
-@router.get("/kpis", summary="Every queue's KPIs and the whole-centre total")
+@router.get(
+    "/kpis",
+    summary="Every queue's KPIs and the whole-centre total",
+    response_model=dict[str, Any],
+)
 async def centre_kpis(
-    reader: ReaderDep,
+    services: ServicesDep,
     window: WindowQuery = "15m",
     at: AtQuery = None,
     threshold_s: ThresholdQuery = None,
     compare: CompareQuery = None,
-) -> dict[str, Any]:
-    return reader.centre_kpis(
-        window, time_param("at", at), threshold_param(threshold_s), compare_param(compare)
-    )
-
-
-@router.get("/queues/{queue}/kpis", summary="One queue's KPIs over a window", responses=NOT_FOUND)
-async def queue_kpis(
-    queue: str,
-    reader: ReaderDep,
-    window: WindowQuery = "15m",
-    at: AtQuery = None,
-    threshold_s: ThresholdQuery = None,
-    compare: CompareQuery = None,
-) -> dict[str, Any]:
-    _known(reader, queue)
-    return reader.queue_kpis(
-        queue, window, time_param("at", at), threshold_param(threshold_s), compare_param(compare)
+) -> Response:
+    second = second_us(now_us())
+    at_us = time_param("at", at, default_us=live_end_us(second))
+    threshold, comparisons = threshold_param(threshold_s), compare_param(compare)
+    return _answer(
+        services,
+        "kpis",
+        (window, at_us, threshold, comparisons),
+        second,
+        lambda reader: reader.centre_kpis(window, at_us, threshold, comparisons),
     )
 
 
 @router.get(
-    "/queues/{queue}/intervals", summary="Fixed 15- or 30-minute intervals", responses=NOT_FOUND
+    "/queues/{queue}/kpis",
+    summary="One queue's KPIs over a window",
+    responses=NOT_FOUND,
+    response_model=dict[str, Any],
+)
+async def queue_kpis(
+    queue: str,
+    services: ServicesDep,
+    window: WindowQuery = "15m",
+    at: AtQuery = None,
+    threshold_s: ThresholdQuery = None,
+    compare: CompareQuery = None,
+) -> Response:
+    _known(services.reader, queue)
+    second = second_us(now_us())
+    at_us = time_param("at", at, default_us=live_end_us(second))
+    threshold, comparisons = threshold_param(threshold_s), compare_param(compare)
+    return _answer(
+        services,
+        "queue_kpis",
+        (queue, window, at_us, threshold, comparisons),
+        second,
+        lambda reader: reader.queue_kpis(queue, window, at_us, threshold, comparisons),
+        QUEUE_ANSWERS,
+    )
+
+
+@router.get(
+    "/queues/{queue}/intervals",
+    summary="Fixed 15- or 30-minute intervals",
+    responses=NOT_FOUND,
+    response_model=list[dict[str, Any]],
 )
 async def queue_intervals(
     queue: str,
-    reader: ReaderDep,
+    services: ServicesDep,
     size: IntervalSize = "15m",
     start: AtQuery = None,
     end: AtQuery = None,
     threshold_s: ThresholdQuery = None,
-) -> list[dict[str, Any]]:
+) -> Response:
+    reader = services.reader
     _known(reader, queue)
-    end_us = time_param("end", end)
+    second = second_us(now_us())
+    end_us = time_param("end", end, default_us=live_end_us(second))
     today_us = local_midnight_us(end_us, reader.queue_zone(queue))
     start_us = time_param("start", start, default_us=today_us)
     if start_us >= end_us:
         raise HTTPException(422, "query parameter 'start' must be before 'end'")
     if end_us - start_us > MAX_INTERVAL_SPAN_S * US_PER_S:
         raise HTTPException(422, "'start' to 'end' may span at most 8 days")
-    return reader.intervals(queue, size, start_us, end_us, threshold_param(threshold_s))
+    threshold = threshold_param(threshold_s)
+    return _answer(
+        services,
+        "intervals",
+        (queue, size, start_us, end_us, threshold),
+        second,
+        # Up to 8 days of intervals (about 1 MB): the default few, not one per queue.
+        lambda reader: reader.intervals(queue, size, start_us, end_us, threshold),
+    )
 
 
-def _known(reader: ReaderDep, queue: str) -> None:
+def _answer(
+    services: Services,
+    route: str,
+    question: Hashable,
+    second: int,
+    build: Callable[[ModelReader], Any],
+    limit: int = DEFAULT_LIMIT,
+) -> Response:
+    """The encoded answer to ``question`` at this read-model version and second, built by a
+    reader whose clock stands at ``second`` when no client has asked it yet."""
+    body = services.answers.body(
+        route,
+        question,
+        (services.model.version, second),
+        lambda: encoded(build(services.reader.at_second(second))),
+        limit,
+    )
+    return json_response(body)
+
+
+def _known(reader: KpiReader, queue: str) -> None:
     if not reader.queue_exists(queue):
         raise HTTPException(404, f"queue {queue!r} has no events and is not configured")

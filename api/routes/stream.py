@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from api.answers import second_us
 from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us, threshold_param
 from api.errors import INVALID
 from stream.kpi.windows import live_end_us
@@ -18,6 +19,7 @@ from stream.kpi.windows import live_end_us
 router = APIRouter(prefix="/v1", tags=["stream"], responses=INVALID)
 
 KEEPALIVE_S = 15.0
+STREAM_ANSWERS = 32  # distinct (window, queues, threshold) subscriptions kept encoded
 
 
 @router.get(
@@ -51,7 +53,7 @@ async def stream(
             if model.version != seen_version:
                 seen_version = model.version
                 idle_s = 0.0
-                yield _sse("kpis", _snapshot(services, window, wanted, threshold))
+                yield _snapshot(services, window, wanted, threshold)
             elif idle_s >= KEEPALIVE_S:
                 idle_s = 0.0
                 yield b": keepalive\n\n"
@@ -67,13 +69,22 @@ async def stream(
 
 def _snapshot(
     services: ServicesDep, window: str, wanted: set[str] | None, threshold_s: int | None
-) -> dict[str, Any]:
-    snapshot = services.reader.centre_kpis(
-        window, live_end_us(now_us()), threshold_param(threshold_s)
-    )
-    if wanted is not None:
-        snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
-    return snapshot
+) -> bytes:
+    """The ``kpis`` event, built once per version and second for every subscriber asking the
+    same (api/answers.py): a thousand wallboards cost one snapshot, not a thousand."""
+    second = second_us(now_us())
+
+    def build() -> bytes:
+        snapshot = services.reader.at_second(second).centre_kpis(
+            window, live_end_us(second), threshold_s
+        )
+        if wanted is not None:
+            snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
+        return _sse("kpis", snapshot)
+
+    question = (window, frozenset(wanted) if wanted is not None else None, threshold_s)
+    stamp = (services.model.version, second)
+    return services.answers.body("stream", question, stamp, build, STREAM_ANSWERS)
 
 
 def _alerts_since(
