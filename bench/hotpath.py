@@ -24,7 +24,9 @@ HOT_PATH = (
     Bucket("  pseudonymise callers", r"pseudonym\.py:"),
     Bucket("  forward: encode + producer.send (routed, DLQ)", r"ingress\.py:.*_send$"),
     Bucket("stage 2 (aggregate agent), all of it", r"worker\.py:.*aggregate$"),
-    Bucket("  MessageProcessor.process", r"processor\.py:MessageProcessor\.process$"),
+    Bucket(
+        "  MessageProcessor.process_batch", r"processor\.py:MessageProcessor\.process(_batch)?$"
+    ),
     Bucket(
         "    table writes (Faust on_key_set, changelog send_soon)",
         r"faust/tables/table\.py:Table\.on_key_set$",

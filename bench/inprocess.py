@@ -4,11 +4,13 @@
 
 Stage one: ``validate_batch`` (decode, validate, pseudonymise) over one-event messages.
 Stage two: ``MessageProcessor`` on a store that serialises every written value as Faust's JSON
-codec would for the changelog, fed three ways: 1000-event messages per routing key (a drain
-of a pre-filled topic); the messages stage one really forwards (its 2000-event batches grouped
-by routing key: a few events each); and those in batches of 200 messages per partition, as the
+codec would for the changelog, fed four ways: 1000-event messages per routing key; what stage
+one forwarded before it packed by partition (its 2000-event batches grouped by routing key: a
+few events each), alone and 200 messages a batch; and what it forwards now (the same batches
+packed by the routing key's partition: hundreds of events each), 200 messages a batch as the
 ``aggregate`` agent takes them. Each figure is the best of ``repeats`` runs of process CPU
-time, with the garbage collector on (as in the worker) and off (the code alone).
+time, with CPython's default collector, with the worker's (``stream.worker.GC_THRESHOLDS``,
+everything alive before the run frozen) and with none (the code alone).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import gc
 import sys
 import time
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -25,11 +27,12 @@ import orjson
 
 from bench.events import Traffic, event_chunks
 from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
-from stream.ingress import validate_batch
+from stream.ingress import FORWARD_CHUNK, KeyPartitions, validate_batch
 from stream.kpi.config import CentreConfig
 from stream.processor import Message, MessageProcessor, Retention
+from stream.records import routing_key
 from stream.validation import EventValidator
-from stream.worker import now_us
+from stream.worker import GC_THRESHOLDS, now_us
 
 PARTITIONS = 8
 INGRESS_BATCH = 2000
@@ -54,37 +57,72 @@ class ChangelogStore(dict[str, Any]):
         self.written_bytes += len(key) + len(orjson.dumps(value, option=FAUST_JSON))
 
 
-def cpu_us_per_event(run: Callable[[], object], events: int, repeats: int) -> tuple[float, float]:
-    """Best CPU µs per event with the collector on, then off."""
-    best: list[float] = []
-    for enabled in (True, False):
+GC_MODES = ("default gc", "worker gc", "no gc")
+
+
+@contextmanager
+def collector(mode: str) -> Iterator[None]:
+    """The collector as CPython sets it, as the worker sets it, or off."""
+    default = gc.get_threshold()
+    gc.collect()
+    if mode == "worker gc":
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
+    elif mode == "no gc":
+        gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.set_threshold(*default)
+        gc.unfreeze()
+
+
+def cpu_us_per_event(run: Callable[[], object], events: int, repeats: int) -> dict[str, float]:
+    """Best CPU µs per event in each of GC_MODES."""
+    best: dict[str, float] = {}
+    for mode in GC_MODES:
         times = []
         for _ in range(repeats):
-            gc.collect()
-            if not enabled:
-                gc.disable()
-            started = time.process_time()
-            run()
-            times.append(time.process_time() - started)
-            gc.enable()
-        best.append(min(times) / events * 1e6)
-    return best[0], best[1]
+            with collector(mode):
+                started = time.process_time()
+                run()
+                times.append(time.process_time() - started)
+        best[mode] = min(times) / events * 1e6
+    return best
 
 
-def routed(raw: list[bytes], validator: EventValidator, per_message: int | None) -> Routed:
-    """Stage one's output as stage two's messages: by routing key, on the key's partition."""
+def show(figures: dict[str, float]) -> str:
+    return ", ".join(f"{us:.1f} us/event ({mode})" for mode, us in figures.items())
+
+
+def routed(raw: list[bytes], validator: EventValidator, step: int, per_key: int | None) -> Routed:
+    """Stage one's output as stage two's messages, on the routing key's partition, from input
+    batches of ``step`` messages: with ``per_key``, messages of one routing key (up to
+    ``per_key`` events) as before packing; otherwise packed by partition as stage one does."""
     pseudonymiser = pseudonymiser_for_key(DEV_KEY)
+    partitions = KeyPartitions(range(PARTITIONS))
     offsets = [0] * PARTITIONS
     messages: Routed = []
-    step = len(raw) if per_message else INGRESS_BATCH
+
+    def send(partition: int, events: list[Event], size: int) -> None:
+        for first in range(0, len(events), size):
+            messages.append((partition, offsets[partition], events[first : first + size]))
+            offsets[partition] += 1
+
     for start in range(0, len(raw), step):
-        grouped, _ = validate_batch(validator, raw[start : start + step], pseudonymiser)
-        for key, events in grouped.items():
-            partition = zlib.crc32(key.encode()) % PARTITIONS
-            size = per_message or len(events)
-            for first in range(0, len(events), size):
-                messages.append((partition, offsets[partition], events[first : first + size]))
-                offsets[partition] += 1
+        batch, _ = validate_batch(
+            validator, raw[start : start + step], pseudonymiser, partitions=partitions
+        )
+        for partition, events in batch.items():
+            if not per_key:
+                send(partition, events, FORWARD_CHUNK)
+                continue
+            by_key: dict[str, list[Event]] = {}
+            for event in events:
+                by_key.setdefault(routing_key(event), []).append(event)
+            for keyed in by_key.values():
+                send(partition, keyed, per_key)
     return messages
 
 
@@ -109,25 +147,32 @@ def main(argv: list[str]) -> None:
     raw = [orjson.dumps(event) for chunk in event_chunks(traffic) for event in chunk]
     validator = EventValidator(max_past_s=8 * 86400, max_future_s=300)
     pseudonymiser = pseudonymiser_for_key(DEV_KEY)
-    on, off = cpu_us_per_event(
-        lambda: validate_batch(validator, raw, pseudonymiser), events, repeats
+    partitions = KeyPartitions(range(PARTITIONS))
+    stage_one = cpu_us_per_event(
+        lambda: validate_batch(validator, raw, pseudonymiser, partitions=partitions),
+        events,
+        repeats,
     )
-    print(f"stage 1 (decode + validate + pseudonymise): {on:.1f} us/event ({off:.1f} without gc)")
+    print(f"stage 1 (decode + validate + pseudonymise + partition): {show(stage_one)}")
+    by_key = routed(raw, validator, len(raw), MESSAGE_EVENTS)
+    before = routed(raw, validator, INGRESS_BATCH, INGRESS_BATCH)
+    packed = routed(raw, validator, INGRESS_BATCH, None)
     feeds = {
-        f"messages of up to {MESSAGE_EVENTS} events": (routed(raw, validator, MESSAGE_EVENTS), 1),
-        "stage one's messages": (routed(raw, validator, None), 1),
-        f"stage one's messages, {BATCH_MESSAGES} a batch": (
-            routed(raw, validator, None),
+        f"messages of up to {MESSAGE_EVENTS} events per routing key": (by_key, 1),
+        "stage one's messages by routing key (before packing)": (before, 1),
+        f"the same, {BATCH_MESSAGES} a batch": (before, BATCH_MESSAGES),
+        f"stage one's messages packed by partition, {BATCH_MESSAGES} a batch": (
+            packed,
             BATCH_MESSAGES,
         ),
     }
     for name, (messages, batch) in feeds.items():
         run = partial(run_stage_two, messages, batch, at_us)
-        on, off = cpu_us_per_event(run, events, repeats)
+        figures = cpu_us_per_event(run, events, repeats)
         store = run()
         print(
-            f"stage 2, {name} ({events / len(messages):.1f} events each): {on:.1f} us/event "
-            f"({off:.1f} without gc), {store.writes / events:.2f} writes and "
+            f"stage 2, {name} ({events / len(messages):.1f} events each): {show(figures)}; "
+            f"{store.writes / events:.2f} writes and "
             f"{store.written_bytes / events:.0f} changelog bytes per event"
         )
 

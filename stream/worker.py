@@ -1,25 +1,29 @@
 """The worker: stage one (``stream.ingress``) and the Faust app that runs stage two.
 
 Stage one reads the input topic, whatever its keys, validates every event, sends the invalid
-ones to the dead-letter topic and forwards the valid ones, batched, keyed by their routing key
-(``stream.records.routing_key``). It is a plain consumer started as a service of the app (a
-Faust agent costs too much per input message). Stage two (``aggregate``) then finds every event
-that touches a record on the partition that owns the record, so dedupe and call state are right
-with any number of workers, whatever key the producers chose.
+ones to the dead-letter topic and forwards the valid ones, batched, each to the partition of
+its routing key (``stream.records.routing_key``). It is a plain consumer started as a service
+of the app (a Faust agent costs too much per input message). Stage two (``aggregate``) then
+finds every event that touches a record on the partition that owns the record, so dedupe and
+call state are right with any number of workers, whatever key the producers chose.
 """
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 import time
 import weakref
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import faust
 import orjson
 from faust.streams import _current_event
 from faust.types import EventT
+from faust.types.transports import ProducerBufferT
+from mode import BaseSignalT
 
 from callpulse.kafka import faust_credentials, producer_acks
 from callpulse.pseudonym import pseudonymiser_for
@@ -34,6 +38,30 @@ log = logging.getLogger(__name__)
 
 # Routed messages per stage-two batch (each holds up to FORWARD_CHUNK events).
 AGGREGATE_BATCH_MESSAGES = 200
+# A partition's messages go to the processor in runs of at most this much JSON (about 10,000
+# events): each record is written once per run, and every write waits in Faust's producer
+# buffer, serialised (kilobytes each), until it is sent. Bigger runs write less per event.
+AGGREGATE_RUN_BYTES = 4_000_000
+# Table writes allowed to wait for Faust's producer before stage two takes more: without a
+# bound a drained backlog queues them all (a gigabyte for 100,000 events).
+MAX_PENDING_CHANGELOG = 5_000
+CHANGELOG_POLL_S = 0.005
+# The collector's thresholds in the worker (CPython's: 700, 10, 10). A batch allocates tens of
+# thousands of short-lived containers (events, deltas, records); at 700 a young collection runs
+# every few events and promotes the batch's live ones to be scanned again and again, about half
+# of stage two's CPU (bench/inprocess.py). Most of them now die before a collection sees them.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def freeze_long_lived() -> None:
+    """Everything alive now (modules, Faust, the recovered table) out of the collector's
+    scans for good: the table's records are freed by reference counting, never in cycles."""
+    gc.collect()
+    gc.freeze()
 
 
 def now_us() -> int:
@@ -80,9 +108,16 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     # Faust takes an instance as well as a class (App._prepare_subservice); its hint says class.
     app.service(Ingress(settings, validator, pseudonymiser_for(settings)))  # type: ignore[arg-type]
 
+    @app.on_rebalance_complete.connect
+    async def freeze_after_recovery(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        # The table's recovered records are the bulk of the heap and live on.
+        freeze_long_lived()
+
     @app.agent(routed, name="aggregate")
     async def aggregate(stream: faust.StreamT[bytes]) -> None:
-        # Several messages per batch: each record is written once per batch, not per message
+        # Several messages per batch: each record is written once per run, not per message
         # (MessageProcessor.process_batch keeps the offset fence per message).
         # take_events lives on the concrete Stream; StreamT (what agents get) omits it.
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -90,13 +125,39 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         )
         async for batch in batches:
             for partition, events in _by_partition(batch).items():
-                # A table write sends its changelog record to the partition of the current
-                # event, which Faust leaves unset in a take_events batch (faust-streaming#497).
-                _current_event.set(weakref.ref(events[-1]))
-                messages = [(e.message.offset, orjson.loads(e.value)) for e in events]
-                processor.process_batch(state, messages, partition=partition, now_us=now_us())
+                for run in _runs_within(events, AGGREGATE_RUN_BYTES):
+                    # A table write sends its changelog record to the partition of the current
+                    # event, which Faust leaves unset in a take_events batch (faust-streaming#497).
+                    _current_event.set(weakref.ref(run[-1]))
+                    # Decoded one message at a time, as the processor reaches it.
+                    messages = ((e.message.offset, orjson.loads(e.value)) for e in run)
+                    processor.process_batch(state, messages, partition=partition, now_us=now_us())
+                    await _changelog_ebb(app.producer.buffer)
 
     return app
+
+
+def _runs_within(events: list[EventT[bytes]], max_bytes: int) -> Iterator[list[EventT[bytes]]]:
+    """Consecutive runs of ``events`` of at most ``max_bytes`` of values (at least one each)."""
+    run: list[EventT[bytes]] = []
+    size = 0
+    for event in events:
+        if run and size + len(event.value) > max_bytes:
+            yield run
+            run, size = [], 0
+        run.append(event)
+        size += len(event.value)
+    if run:
+        yield run
+
+
+async def _changelog_ebb(buffer: ProducerBufferT) -> None:
+    """Waits until at most MAX_PENDING_CHANGELOG table writes wait for Faust's producer.
+
+    Polls: the buffer's own ``flush_atmost`` waits for each message with a task of its own."""
+    # Faust's buffer offers no event for "below a size", only one per message sent.
+    while buffer.size > MAX_PENDING_CHANGELOG:  # noqa: ASYNC110
+        await asyncio.sleep(CHANGELOG_POLL_S)
 
 
 def _by_partition(batch: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
@@ -111,5 +172,6 @@ def run_worker(settings: Settings, centre: CentreConfig) -> None:
     """Run until SIGINT/SIGTERM (Faust's own worker loop)."""
     from faust.worker import Worker
 
+    tune_gc()
     app = create_worker_app(settings, centre)
     Worker(app, loglevel=settings.log_level).execute_from_commandline()

@@ -1,9 +1,10 @@
 """Stage one (``stream.ingress``) on the real broker: what it forwards, and what it commits.
 
-Its contract: every valid input event reaches the routed topic (a JSON array keyed by the
-event's routing key), every invalid one the DLQ, and the input offsets are committed in the
-stage's own group only once all of that was acknowledged. A clean stop finishes the batch in
-hand, so a restarted stage one forwards nothing twice and nothing is lost.
+Its contract: every valid input event reaches the routed topic (in a JSON array on the
+partition a message keyed by the event's routing key would have gone to), every invalid one
+the DLQ, and the input offsets are committed in the stage's own group only once all of that
+was acknowledged. A clean stop finishes the batch in hand, so a restarted stage one forwards
+nothing twice and nothing is lost.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 
 from callpulse.kafka import ensure_topics
 from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
@@ -104,12 +106,17 @@ async def partition_count(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-def forwarded_events(records: list[ConsumerRecord[bytes, bytes]]) -> list[dict[str, Any]]:
-    """The events of the routed topic, each checked to sit under its own routing key."""
+def forwarded_events(
+    records: list[ConsumerRecord[bytes, bytes]], partitions: int
+) -> list[dict[str, Any]]:
+    """The events of the routed topic, each checked to sit on the partition where the producer's
+    default partitioner puts a message keyed by the event's routing key."""
+    ids = list(range(partitions))
     out = []
     for record in records:
         for event in orjson.loads(record.value):
-            assert record.key == routing_key(event).encode(), event
+            key = routing_key(event).encode()
+            assert record.partition == DefaultPartitioner()(key, ids, ids), event
             out.append(event)
     return out
 
@@ -133,7 +140,7 @@ def test_stage_one_forwards_by_routing_key_and_commits_in_its_own_group(
         stack.stop()
     # Faust declared the routed topic with the configured partitions before stage one wrote.
     assert routed_partitions == 3  # the broker's own default would be another number
-    forwarded = forwarded_events(routed)
+    forwarded = forwarded_events(routed, routed_partitions)
     assert sorted(e["event_id"] for e in forwarded) == sorted(e["event_id"] for e in valid)
     assert all(e["caller"] != "+441632960001" for e in forwarded)  # pseudonymised on the way
     reasons = sorted(orjson.loads(record.value)["reason"] for record in dead)
@@ -204,7 +211,7 @@ async def test_a_stopped_stage_one_resumes_after_its_commit_and_forwards_each_ev
     at_stop = await committed(broker, group, partitions)
     assert at_stop != ends, "stage one drained everything before the stop: nothing was tested"
     forwarded_at_stop = Counter(e["event_id"] for e in forwarded_events(
-        await read_all(broker, settings.routed_topic)))  # fmt: skip
+        await read_all(broker, settings.routed_topic), settings.partitions))  # fmt: skip
     # Committed means forwarded: every message below the commit is on the routed topic.
     below_commit = set()
     for index, event in enumerate(valid):
@@ -218,7 +225,10 @@ async def test_a_stopped_stage_one_resumes_after_its_commit_and_forwards_each_ev
 
     await running_ingress(settings, all_committed)
     forwarded = Counter(
-        e["event_id"] for e in forwarded_events(await read_all(broker, settings.routed_topic))
+        e["event_id"]
+        for e in forwarded_events(
+            await read_all(broker, settings.routed_topic), settings.partitions
+        )
     )
     # The clean stop finished its batch and committed it: nothing twice, nothing missing.
     assert forwarded == Counter(e["event_id"] for e in valid)
@@ -248,7 +258,7 @@ async def test_an_upgraded_worker_starts_where_the_old_faust_agent_had_committed
 
     await running_ingress(settings, all_committed)
     forwarded = [e["event_id"] for e in forwarded_events(
-        await read_all(broker, settings.routed_topic))]  # fmt: skip
+        await read_all(broker, settings.routed_topic), settings.partitions)]  # fmt: skip
     not_yet_read = []
     for index, event in enumerate(valid):
         tp, offset = offset_of(index, settings)
