@@ -78,6 +78,7 @@ class KpiCollector(Collector):
         yield self._wait_histogram()
         yield from self._window_gauges(live_end_us(now_us))
         yield from self._live_gauges(now_us)
+        yield from self._queue_targets()
         yield from self._pipeline()
 
     def _counters(self) -> Iterator[Metric]:
@@ -164,6 +165,25 @@ class KpiCollector(Collector):
             for state, count in self.reader.agent_states(queue, now_us + 1).items():
                 agents.add_metric([queue, state], count)
         yield from (waiting, longest, agents)
+
+    def _queue_targets(self) -> Iterator[Metric]:
+        """Each queue's configured service-level target and threshold: alert rules and
+        dashboards compare with the queue's own target instead of a copy of it."""
+        target = GaugeMetricFamily(
+            "callpulse_service_level_target_ratio",
+            "Service-level target of the queue (queues config)",
+            labels=["queue"],
+        )
+        threshold = GaugeMetricFamily(
+            "callpulse_service_level_threshold_seconds",
+            "Answer-within threshold of the queue's service level (queues config)",
+            labels=["queue"],
+        )
+        for queue in self.reader.queue_names():
+            config = self.reader.centre.for_queue(queue)
+            target.add_metric([queue], config.target)
+            threshold.add_metric([queue], config.threshold_s)
+        yield from (target, threshold)
 
     def _pipeline(self) -> Iterator[Metric]:
         processed = CounterMetricFamily(

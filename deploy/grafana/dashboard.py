@@ -173,9 +173,15 @@ def overview_row() -> Row:
 def service_level_row() -> Row:
     service_level = series_panel(
         "Service level against target ($window window)",
-        f"Rolling service level per queue; the dashed line is the {DEFAULT_TARGET:.0%} default "
-        "target (a queue's own target is in the queues file and in the KPI object).",
-        [Query(f"max by (queue) (callpulse_service_level_ratio{{{QW}}})", "{{queue}}")],
+        f"Rolling service level per queue against each queue's own target (the 'target' "
+        f"series, from the queues file); the dashed line is the {DEFAULT_TARGET:.0%} default.",
+        [
+            Query(f"max by (queue) (callpulse_service_level_ratio{{{QW}}})", "{{queue}}"),
+            Query(
+                f"max by (queue) (callpulse_service_level_target_ratio{{{Q}}})",
+                "{{queue}} target",
+            ),
+        ],
         "percentunit",
     )
     # The target as a dashed threshold line; below it the area is tinted red.

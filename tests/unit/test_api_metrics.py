@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.feed import ChangelogFeed, LagMonitor
 from api.readmodel import ReadModel
 from callpulse.settings import Settings
+from stream.kpi.config import CentreConfig, QueueConfig
 from stream.kpi.timeutil import US_PER_S, bucket_start_us
 from stream.kpi.windows import WINDOWS
 from tests.unit.apifixtures import (
@@ -231,6 +232,18 @@ def test_window_gauges_hand_values(
 
 
 # -- live gauges --------------------------------------------------------------------------------
+
+
+def test_each_queue_exports_its_own_target_and_threshold() -> None:
+    centre = CentreConfig(
+        queues={"sales": QueueConfig(threshold_s=SALES_THRESHOLD_S, target=0.9)},
+        defaults=QueueConfig(threshold_s=15, target=0.75),
+    )
+    families = scrape(client_for(build_services(metrics_events(), now_us=now_us(), centre=centre)))
+    targets = samples(families["callpulse_service_level_target_ratio"])
+    thresholds = samples(families["callpulse_service_level_threshold_seconds"])
+    assert targets == {("sales",): 0.9, ("billing",): 0.75}
+    assert thresholds == {("sales",): float(SALES_THRESHOLD_S), ("billing",): 15.0}
 
 
 def test_calls_waiting_now(client: TestClient) -> None:

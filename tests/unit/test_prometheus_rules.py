@@ -85,9 +85,17 @@ def test_each_in_service_preset_has_a_prometheus_rule_with_its_numbers(preset: s
     matching = [r for r in alert_rules() if r["labels"]["rule"] == preset]
     assert len(matching) == 1, f"no Prometheus rule labelled rule={preset}"
     expr = " ".join(matching[0]["expr"].split())
-    assert f"{rule.op} {_number(rule.threshold)}" in expr, (preset, expr)
-    if rule.clear != rule.threshold:
-        assert f"{rule.op} {_number(rule.clear)}" in expr, f"{preset}: no hysteresis at clear"
+    if PRESETS[preset].threshold is None:  # the queue's own target, as exported by the API
+        target = "max by (queue) (callpulse_service_level_target_ratio)"
+        assert f"{rule.op} on (queue) group_left () {target}" in expr, (preset, expr)
+        margin = _number(PRESETS[preset].clear_margin)
+        assert f"{rule.op} on (queue) group_left () clamp_max({target} + {margin}, 1)" in expr, (
+            f"{preset}: no hysteresis at clear"
+        )
+    else:
+        assert f"{rule.op} {_number(rule.threshold)}" in expr, (preset, expr)
+        if rule.clear != rule.threshold:
+            assert f"{rule.op} {_number(rule.clear)}" in expr, f"{preset}: no hysteresis at clear"
     if rule.min_calls:
         assert f">= {rule.min_calls}" in expr, f"{preset}: no volume gate"
     for_s = matching[0].get("for", "0s")
@@ -102,7 +110,14 @@ def _seconds(duration: str) -> float:
 
 # Each mutation breaks one thing a rule promises; the unit tests must then fail.
 MUTATIONS = [
-    ("< 0.85", "< 0.8"),  # service level: no hysteresis (0.82 would resolve at once)
+    # service level: no hysteresis (0.82 would resolve at once)
+    ("callpulse_service_level_target_ratio) + 0.05", "callpulse_service_level_target_ratio) + 0"),
+    # service level against a fixed 0.8 instead of the queue's target (gold's 0.86 would pass)
+    (
+        "< on (queue) group_left ()\n"
+        "              max by (queue) (callpulse_service_level_target_ratio)\n",
+        "< 0.8\n",
+    ),
     ("> 0.08", "> 0.1"),  # abandonment: no hysteresis
     ("> 90", "> 120"),  # longest wait: no hysteresis
     ("callpulse_longest_wait_seconds > 120", "callpulse_longest_wait_seconds > 150"),  # too late
