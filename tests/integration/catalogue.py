@@ -49,16 +49,23 @@ class CatalogueRun:
     events: list[dict[str, Any]]
     now_us: int  # when the history was generated: it ends 5 minutes before
 
+    # The instant the last KPI answer's live figures are at (Stack.get_at_second).
+    answered_at_us: int = 0
+
     def get(self, path: str, **params: Any) -> Any:
-        return self.stack.get(path, **params)
+        if not path.startswith(("/v1/kpis", "/v1/queues/")):
+            return self.stack.get(path, **params)
+        answer, self.answered_at_us = self.stack.get_at_second(path, **params)
+        return answer
 
     def reference(self, queue: str | None, served: dict[str, Any]) -> dict[str, Any]:
+        """The reference for ``served``, which must be the last KPI answer fetched."""
         return reference_kpis(
             self.events,
             queue=queue,
             start_us=parse_ts_us(served["start"]),
             end_us=parse_ts_us(served["end"]),
-            now_us=int(time.time() * US),
+            now_us=self.answered_at_us or int(time.time() * US),
             repeat_window_s=REPEAT_WINDOWS_S,
             customer_base=CUSTOMER_BASE,
             erlang_target=ERLANG_TARGETS.get(queue or ""),

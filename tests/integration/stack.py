@@ -129,6 +129,17 @@ class Stack:
         reply.raise_for_status()
         return reply.json()
 
+    def get_at_second(self, path: str, **params: Any) -> tuple[Any, int]:
+        """A KPI answer and the instant its live figures are at: the API answers as of the
+        whole clock second (api/answers.py), so a request that starts and ends within one
+        second was answered as of that second's start (µs). Retried until one does."""
+        for _ in range(10):
+            before = time.time()
+            answer = self.get(path, **params)
+            if int(time.time()) == int(before):
+                return answer, int(before) * 1_000_000
+        raise AssertionError(f"{path}: no answer within one clock second in 10 tries")
+
     def metrics_text(self) -> str:
         return self.http.get(self.url + "/metrics").text
 

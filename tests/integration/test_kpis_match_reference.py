@@ -94,21 +94,21 @@ def test_every_field_every_window_equals_reference(stack: Stack, history: dict[s
         at = None if at_us is None else _rfc3339(at_us)
         for window in ("5m", "15m", "30m", "1h", "today"):
             params = {"window": window} | ({"at": at} if at else {})
-            centre = stack.get("/v1/kpis", **params)
+            centre, centre_at_us = stack.get_at_second("/v1/kpis", **params)
             start_us, end_us = parse_ts_us(centre["start"]), parse_ts_us(centre["end"])
             assert centre["window"] == window
             served = {item["queue"]: item for item in centre["queues"]}
             assert set(QUEUES) <= set(served)
             for queue in QUEUES:
-                one = stack.get(f"/v1/queues/{queue}/kpis", **params)
+                one, at_second_us = stack.get_at_second(f"/v1/queues/{queue}/kpis", **params)
                 _assert_close_listing(one, served[queue])
                 expected = reference_kpis(
-                    events, queue=queue, start_us=start_us, end_us=end_us, now_us=_now_us()
+                    events, queue=queue, start_us=start_us, end_us=end_us, now_us=at_second_us
                 )
                 _assert_same(one, expected, f"{queue} {window} at={at}")
                 checked += 1
             total = reference_kpis(
-                events, queue=None, start_us=start_us, end_us=end_us, now_us=_now_us()
+                events, queue=None, start_us=start_us, end_us=end_us, now_us=centre_at_us
             )
             _assert_same(centre["total"], total, f"total {window} at={at}")
     assert checked == len(ats) * 5 * len(QUEUES)
@@ -119,14 +119,16 @@ def test_threshold_parameter_equals_reference(
     stack: Stack, history: dict[str, Any], threshold_s: int
 ) -> None:
     _deliver(stack, history["delivered"])
-    served = stack.get("/v1/queues/sales/kpis", window="1h", threshold_s=threshold_s)
+    served, at_second_us = stack.get_at_second(
+        "/v1/queues/sales/kpis", window="1h", threshold_s=threshold_s
+    )
     expected = reference_kpis(
         history["events"],
         queue="sales",
         start_us=parse_ts_us(served["start"]),
         end_us=parse_ts_us(served["end"]),
         threshold_s=threshold_s,
-        now_us=_now_us(),
+        now_us=at_second_us,
     )
     _assert_same(served, expected, f"threshold {threshold_s}")
     assert served["service_level_threshold_s"] == threshold_s
@@ -151,7 +153,7 @@ def test_agents_and_intervals_equal_reference(stack: Stack, history: dict[str, A
         _assert_same(served, expected, f"agent {agent_id}")
     end_us = history["now_us"]
     start_us = end_us - 60 * 60 * US
-    intervals = stack.get(
+    intervals, at_second_us = stack.get_at_second(
         "/v1/queues/support/intervals", size="15m", start=_rfc3339(start_us), end=_rfc3339(end_us)
     )
     assert len(intervals) >= 4
@@ -161,7 +163,7 @@ def test_agents_and_intervals_equal_reference(stack: Stack, history: dict[str, A
             queue="support",
             start_us=parse_ts_us(item["start"]),
             end_us=parse_ts_us(item["end"]),
-            now_us=_now_us(),
+            now_us=at_second_us,
         )
         assert parse_ts_us(item["end"]) - parse_ts_us(item["start"]) == 15 * 60 * US
         _assert_same(item, expected, f"interval {item['start']}")
