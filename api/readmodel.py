@@ -7,9 +7,11 @@ replica answers for any queue and the API scales without touching the stream.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.compact import indexed_facts, stored_accumulator, stored_agent, stored_facts
 from stream import records
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import AgentRecord
@@ -88,7 +90,7 @@ def _put(target: dict[Any, Any], slot: Any, value: Any | None) -> None:
 
 def _on_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, bucket = parts
-    acc = KpiAccumulator.from_json(value["acc"]) if value else None
+    acc = stored_accumulator(value["acc"]) if value else None
     _put(model.queue(queue).buckets, int(bucket), acc)
 
 
@@ -96,7 +98,7 @@ def _on_agent_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] |
     _, queue, agent_id, bucket = parts
     if value is not None:
         per_queue = model.agent_buckets.setdefault(agent_id, {}).setdefault(queue, {})
-        per_queue[int(bucket)] = KpiAccumulator.from_json(value["acc"])
+        per_queue[int(bucket)] = stored_accumulator(value["acc"])
         return
     # A tombstone: prune emptied levels, so every replica knows the same agents.
     queues = model.agent_buckets.get(agent_id, {})
@@ -136,7 +138,7 @@ def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) 
             del model.agents_by_queue[queue]
     for queue in _queues_of(value):
         model.agents_by_queue.setdefault(queue, set()).add(agent_id)
-    _put(model.agents, agent_id, value)
+    _put(model.agents, agent_id, stored_agent(value) if value else None)
 
 
 def _queues_of(record: AgentRecord | None) -> set[str]:
@@ -145,15 +147,16 @@ def _queues_of(record: AgentRecord | None) -> set[str]:
 
 def _on_contacts(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, bucket = parts
-    facts = ContactFacts.from_json(value) if value else None
+    queue = sys.intern(queue)  # held by every call of the caller index
+    facts = stored_facts(value) if value else None
     minutes = model.queue(queue).contacts
     model.callers.replace_facts(queue, minutes.get(int(bucket)), facts)
-    _put(minutes, int(bucket), facts)
+    _put(minutes, int(bucket), indexed_facts(facts) if facts else None)
 
 
 def _on_centre_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, partition, bucket = parts
-    acc = KpiAccumulator.from_json(value["acc"]) if value else None
+    acc = stored_accumulator(value["acc"]) if value else None
     _put(model.centre_buckets.setdefault(partition, {}), int(bucket), acc)
 
 
