@@ -31,6 +31,10 @@ HOT_PATH = (
         "    table writes (Faust on_key_set, changelog send_soon)",
         r"faust/tables/table\.py:Table\.on_key_set$",
     ),
+    Bucket("    table writes (stream.changelog: store + encode)", r"changelog\.py:RunWrites\."),
+    Bucket(
+        "  changelog sends (stream.changelog.ChangelogWriter)", r"changelog\.py:ChangelogWriter\."
+    ),
     Bucket("    accumulator merge/to_json/from_json", r"accumulator\.py:.*(merge|json)"),
     Bucket("    retention expiry scans", r"expir"),
     Bucket("Faust stream/consumer machinery", r"faust/(streams|channels|transport/consumer)\.py"),

@@ -1,7 +1,8 @@
 """Stage two of the worker: apply one Kafka message's events to the state table.
 
-Pure of Faust: it works on any mutable mapping of records (a Faust table in the worker, a dict
-in unit tests). Exactness without transactions rests on two rules:
+Pure of Faust: it works on any mutable mapping of records (in the worker the table's local
+store through ``stream.changelog.RunWrites``, which keeps the changelog records; a dict in unit
+tests). Exactness without transactions rests on two rules:
 
 1. Every record is written only while processing its own partition, once per message, with
    the message offset as a fence (``_o``). Replaying a message after a crash skips the
@@ -18,8 +19,8 @@ batch, then every state and dedupe mark. Both rules hold for the batch as a whol
 anywhere in its writes, replayed in any batches, gives the same records (a fence at offset
 ``o`` says the record holds every message up to ``o`` of its partition).
 
-Stored objects are never mutated in place: Faust serialises changelog values later, so a value
-handed to the table must not change afterwards.
+Stored objects are never mutated in place: the local store holds the very objects written, so
+a value handed to the store must not change afterwards.
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ import faust
 import orjson
 from faust.streams import _current_event
 from faust.types import EventT
-from faust.types.transports import ProducerBufferT
 from mode import BaseSignalT
 
 from callpulse.kafka import faust_credentials, producer_acks
 from callpulse.pseudonym import pseudonymiser_for
 from callpulse.settings import Settings
+from stream.changelog import ChangelogWriter, RunWrites, local_store
 from stream.ingress import Ingress
 from stream.kpi.config import CentreConfig
 from stream.kpi.timeutil import US_PER_S
@@ -39,13 +39,9 @@ log = logging.getLogger(__name__)
 # Routed messages per stage-two batch (each holds up to FORWARD_CHUNK events).
 AGGREGATE_BATCH_MESSAGES = 200
 # A partition's messages go to the processor in runs of at most this much JSON (about 10,000
-# events): each record is written once per run, and every write waits in Faust's producer
-# buffer, serialised (kilobytes each), until it is sent. Bigger runs write less per event.
+# events): each record is written once per run, so bigger runs write less per event; a run's
+# changelog records (kilobytes each) wait in memory until the next run was processed.
 AGGREGATE_RUN_BYTES = 4_000_000
-# Table writes allowed to wait for Faust's producer before stage two takes more: without a
-# bound a drained backlog queues them all (a gigabyte for 100,000 events).
-MAX_PENDING_CHANGELOG = 5_000
-CHANGELOG_POLL_S = 0.005
 # The collector's thresholds in the worker (CPython's: 700, 10, 10). A batch allocates tens of
 # thousands of short-lived containers (events, deltas, records); at 700 a young collection runs
 # every few events and promotes the batch's live ones to be scanned again and again, about half
@@ -107,6 +103,18 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     # Extra services start once the tables have recovered, so the routed topic exists by then.
     # Faust takes an instance as well as a class (App._prepare_subservice); its hint says class.
     app.service(Ingress(settings, validator, pseudonymiser_for(settings)))  # type: ignore[arg-type]
+    # Stage two's changelog producer (table writes bypass Faust's, see stream.changelog).
+    changelog = ChangelogWriter(settings, state)
+    app.service(changelog)  # type: ignore[arg-type]
+
+    @app.on_partitions_revoked.connect
+    async def settle_changelog(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        # Faust already waited for the agent to ack its batch (stream_wait_empty), which it does
+        # after settling; this holds even without that wait: a partition's next owner recovers
+        # a changelog with nothing of ours still to land after its own writes.
+        await changelog.settle()
 
     @app.on_rebalance_complete.connect
     async def freeze_after_recovery(
@@ -124,15 +132,24 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
         )
         async for batch in batches:
+            in_flight: asyncio.Future[None] | None = None
             for partition, events in _by_partition(batch).items():
                 for run in _runs_within(events, AGGREGATE_RUN_BYTES):
-                    # A table write sends its changelog record to the partition of the current
-                    # event, which Faust leaves unset in a take_events batch (faust-streaming#497).
+                    # A RocksDB store picks the partition's database by the current event,
+                    # which Faust leaves unset in a take_events batch (faust-streaming#497).
                     _current_event.set(weakref.ref(run[-1]))
+                    writes = RunWrites(local_store(state), partition)
                     # Decoded one message at a time, as the processor reaches it.
                     messages = ((e.message.offset, orjson.loads(e.value)) for e in run)
-                    processor.process_batch(state, messages, partition=partition, now_us=now_us())
-                    await _changelog_ebb(app.producer.buffer)
+                    processor.process_batch(writes, messages, partition=partition, now_us=now_us())
+                    sent = changelog.send(partition, writes.records)
+                    # One run's records in flight while the next is processed.
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = sent
+            # Faust acks the batch (its offsets become committable) when the next is asked
+            # for: every changelog record of it is acknowledged first (stream.changelog).
+            await changelog.settle()
 
     return app
 
@@ -149,15 +166,6 @@ def _runs_within(events: list[EventT[bytes]], max_bytes: int) -> Iterator[list[E
         size += len(event.value)
     if run:
         yield run
-
-
-async def _changelog_ebb(buffer: ProducerBufferT) -> None:
-    """Waits until at most MAX_PENDING_CHANGELOG table writes wait for Faust's producer.
-
-    Polls: the buffer's own ``flush_atmost`` waits for each message with a task of its own."""
-    # Faust's buffer offers no event for "below a size", only one per message sent.
-    while buffer.size > MAX_PENDING_CHANGELOG:  # noqa: ASYNC110
-        await asyncio.sleep(CHANGELOG_POLL_S)
 
 
 def _by_partition(batch: Sequence[EventT[bytes]]) -> dict[int, list[EventT[bytes]]]:
