@@ -51,6 +51,7 @@ class ChangelogFeed:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=2000,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         self._consumer = consumer
         await consumer.start()

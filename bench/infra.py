@@ -19,7 +19,7 @@ from types import TracebackType
 
 import httpx
 
-from callpulse.broker import EmbeddedBroker, free_port, start_embedded_broker
+from callpulse.broker import SHORT_FETCH_ENV, EmbeddedBroker, free_port, start_embedded_broker
 from callpulse.process import spawn, stop_process
 from callpulse.tokens import READ, entry_for, new_token
 
@@ -97,6 +97,7 @@ def callpulse_env(bootstrap: str, name: str, partitions: int = 8) -> dict[str, s
             "CALLPULSE_KAFKA_ACKS": "1",  # the embedded broker needs it (README, Architecture)
             "CALLPULSE_KAFKA_SESSION_TIMEOUT_S": "4.0",
             "CALLPULSE_KAFKA_HEARTBEAT_INTERVAL_S": "1.0",
+            **SHORT_FETCH_ENV,  # the embedded broker holds fetches for their whole max wait
             "CALLPULSE_PARTITIONS": str(partitions),
             "CALLPULSE_APP_ID": f"cp-{suffix}",
             "CALLPULSE_EVENTS_TOPIC": f"events-{suffix}",

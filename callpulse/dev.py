@@ -15,7 +15,7 @@ from types import FrameType
 
 from api.alerts.watch import AlertWatch
 from callpulse.broker import (
-    EXACT_END_OFFSETS_ENV,
+    EMBEDDED_BROKER_ENV,
     EmbeddedBroker,
     free_port,
     port_open,
@@ -55,7 +55,7 @@ def dev_environment(bootstrap: str, port: int) -> dict[str, str]:
             "CALLPULSE_INSECURE": "true",
             "CALLPULSE_PSEUDONYM_KEY": env.get("CALLPULSE_PSEUDONYM_KEY") or DEV_KEY,
         }
-        | EXACT_END_OFFSETS_ENV
+        | EMBEDDED_BROKER_ENV
     )
     return env
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_session_timeout_s: float = 10.0
     kafka_heartbeat_interval_s: float = 3.0
+    # How long a fetch may wait for data. Apache Kafka answers as soon as data arrives; the
+    # embedded broker holds every fetch this long, so there it is the pipeline's latency per hop.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
     events_topic: str = "call-events"
     dlq_topic: str = "call-events-dlq"
     app_id: str = "callpulse"

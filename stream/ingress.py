@@ -320,6 +320,7 @@ class Ingress(Service):
             group_id=settings.validate_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=round(settings.kafka_session_timeout_s * 1000),
             heartbeat_interval_ms=round(settings.kafka_heartbeat_interval_s * 1000),
         )

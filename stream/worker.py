@@ -28,6 +28,7 @@ from callpulse.kafka import faust_credentials, producer_acks
 from callpulse.pseudonym import pseudonymiser_for
 from callpulse.settings import Settings
 from stream.changelog import ChangelogWriter, RunWrites, local_store
+from stream.fetchwait import FetchWaitApp
 from stream.ingress import Ingress
 from stream.kpi.config import CentreConfig
 from stream.kpi.timeutil import US_PER_S
@@ -77,8 +78,9 @@ def now_us() -> int:
 
 
 def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
-    app = faust.App(
+    app = FetchWaitApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=faust_credentials(settings),
         store=settings.store,

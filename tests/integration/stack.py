@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from callpulse.broker import EXACT_END_OFFSETS_ENV, free_port
+from callpulse.broker import EMBEDDED_BROKER_ENV, free_port
 from callpulse.process import spawn, stop_process
 
 STARTUP_TIMEOUT_S = 60.0
@@ -97,7 +97,7 @@ class Stack:
 
     def record_keys(self, topic: str, timeout_s: float = 30.0) -> dict[int, list[Any]]:
         """Each partition of ``topic``: the JSON keys of its records, in order, up to the end
-        offsets the broker reports (see EXACT_END_OFFSETS_ENV)."""
+        offsets the broker reports (see callpulse.broker.EXACT_END_OFFSETS_ENV)."""
         return asyncio.run(_record_keys(self.bootstrap, topic, timeout_s))
 
     def rss_kib(self, name: str) -> int:
@@ -214,7 +214,7 @@ def start_stack(
             # set tokens and a key themselves (tests/integration/test_security.py).
             "CALLPULSE_INSECURE": "true",
         }
-        | EXACT_END_OFFSETS_ENV  # every worker, as in `callpulse dev`
+        | EMBEDDED_BROKER_ENV  # every worker, as in `callpulse dev`
     )
     stack = Stack(bootstrap, env, port, tmp_path)
     if worker:
