@@ -17,8 +17,9 @@ from callpulse.process import spawn, stop_process
 # The embedded broker reports a partition's end offset as its last record batch's first offset
 # + 1, whatever the acks. Faust recovers a table's changelog only up to that end, so after a
 # restart or rebalance a worker would miss the rest of the last batch (older values win, dedupe
-# marks are lost). One record a batch (Faust reads PRODUCER_MAX_BATCH_SIZE, in bytes, from the
-# environment) keeps the end exact. Apache Kafka reports it exactly: production needs nothing.
+# marks are lost). One record a batch keeps the end exact: PRODUCER_MAX_BATCH_SIZE (bytes), which
+# Faust's producer and stage two's changelog writer (stream/changelog.py) both read. Apache
+# Kafka reports the end exactly: production needs nothing.
 EXACT_END_OFFSETS_ENV = {"PRODUCER_MAX_BATCH_SIZE": "1"}
 # It also holds every fetch for its whole max wait instead of answering when data arrives (Faust
 # asks for 1.5 s): short waits keep each hop of the pipeline that short.

@@ -67,9 +67,7 @@ async def centre_kpis(
     threshold_s: ThresholdQuery = None,
     compare: CompareQuery = None,
 ) -> Response:
-    second = second_us(now_us())
-    at_us = time_param("at", at, default_us=live_end_us(second))
-    threshold, comparisons = threshold_param(threshold_s), compare_param(compare)
+    second, at_us, threshold, comparisons = _window_question(at, threshold_s, compare)
     return _answer(
         services,
         "kpis",
@@ -94,9 +92,7 @@ async def queue_kpis(
     compare: CompareQuery = None,
 ) -> Response:
     _known(services.reader, queue)
-    second = second_us(now_us())
-    at_us = time_param("at", at, default_us=live_end_us(second))
-    threshold, comparisons = threshold_param(threshold_s), compare_param(compare)
+    second, at_us, threshold, comparisons = _window_question(at, threshold_s, compare)
     return _answer(
         services,
         "queue_kpis",
@@ -140,6 +136,16 @@ async def queue_intervals(
         # Up to 8 days of intervals (about 1 MB): the default few, not one per queue.
         lambda reader: reader.intervals(queue, size, start_us, end_us, threshold),
     )
+
+
+def _window_question(
+    at: str | None, threshold_s: int | None, compare: str | None
+) -> tuple[int, int, int | None, tuple[str, ...]]:
+    """The clock second answers are built at, and the window question's parsed parameters:
+    the window's end (``at``, else the live end at that second), threshold and comparisons."""
+    second = second_us(now_us())
+    at_us = time_param("at", at, default_us=live_end_us(second))
+    return second, at_us, threshold_param(threshold_s), compare_param(compare)
 
 
 def _answer(

@@ -163,6 +163,17 @@ def settings_for(broker: str, name: str) -> Settings:
     )
 
 
+async def input_topic_of(
+    broker: str, name: str, events: list[dict[str, Any]]
+) -> tuple[Settings, Offsets]:
+    """Settings of their own, the topics created, and ``events`` produced one a message: the
+    input topic's end offsets."""
+    settings = settings_for(broker, name)
+    await create_topics(settings)
+    values = [orjson.dumps(e) for e in events]
+    return settings, await produce(broker, settings.events_topic, values, settings.partitions)
+
+
 async def running_ingress(settings: Settings, until: Callable[[], Awaitable[bool]]) -> None:
     """One stage-one service from start until ``until()`` holds, then stopped cleanly."""
     service = Ingress(settings, EventValidator(), pseudonymiser_for_key(DEV_KEY))
@@ -195,12 +206,8 @@ def offset_of(index: int, settings: Settings) -> tuple[TopicPartition, int]:
 async def test_a_stopped_stage_one_resumes_after_its_commit_and_forwards_each_event_once(
     broker: str,
 ) -> None:
-    settings = settings_for(broker, "ingress-restart")
-    await create_topics(settings)
     valid = [offered(f"r{i}", f"queue-{i % 7}") for i in range(2000)]
-    ends = await produce(
-        broker, settings.events_topic, [orjson.dumps(e) for e in valid], settings.partitions
-    )
+    settings, ends = await input_topic_of(broker, "ingress-restart", valid)
     group, partitions = settings.validate_group, list(ends)
 
     async def some_committed() -> bool:
@@ -238,12 +245,8 @@ async def test_an_upgraded_worker_starts_where_the_old_faust_agent_had_committed
     broker: str,
 ) -> None:
     """Before stream.ingress, a Faust agent read the input topic in the app's own group."""
-    settings = settings_for(broker, "ingress-upgrade")
-    await create_topics(settings)
     valid = [offered(f"u{i}", f"queue-{i % 3}") for i in range(40)]
-    ends = await produce(
-        broker, settings.events_topic, [orjson.dumps(e) for e in valid], settings.partitions
-    )
+    settings, ends = await input_topic_of(broker, "ingress-upgrade", valid)
     old_agent_at = {tp: end // 2 for tp, end in ends.items()}
     old_agent = AIOKafkaConsumer(bootstrap_servers=broker, group_id=settings.app_id)
     await old_agent.start()

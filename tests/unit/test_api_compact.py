@@ -85,6 +85,11 @@ def traffic_events() -> list[dict[str, Any]]:
     return scenario_events() + synthetic
 
 
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now_us", lambda: NOW_US)
+
+
 @pytest.fixture(scope="module")
 def store() -> ChangelogStore:
     from tests.unit.apifixtures import run_worker
@@ -134,10 +139,7 @@ def answers(model: ReadModel) -> list[Any]:
     return got
 
 
-def test_every_answer_is_the_same_from_the_compact_model(
-    store: ChangelogStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(clock, "now_us", lambda: NOW_US)
+def test_every_answer_is_the_same_from_the_compact_model(store: ChangelogStore) -> None:
     model = ReadModel()
     feed(model, compacted_log(store))
     plain = plain_model(store)
@@ -157,10 +159,7 @@ def full_form(record_key: str, value: Any) -> Any:
     return {**value, "acc": merged([KpiAccumulator.from_json(value["acc"])]).to_json()}
 
 
-def test_old_full_records_and_new_sparse_ones_give_the_same_answers(
-    store: ChangelogStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(clock, "now_us", lambda: NOW_US)
+def test_old_full_records_and_new_sparse_ones_give_the_same_answers(store: ChangelogStore) -> None:
     sparse, old = ReadModel(), ReadModel()
     feed(sparse, compacted_log(store))
     feed(old, ((k, full_form(k, v)) for k, v in compacted_log(store)))
@@ -170,11 +169,8 @@ def test_old_full_records_and_new_sparse_ones_give_the_same_answers(
     assert orjson.dumps(answers(sparse)) == orjson.dumps(answers(old))
 
 
-def test_the_served_figures_are_not_all_empty(
-    store: ChangelogStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_served_figures_are_not_all_empty(store: ChangelogStore) -> None:
     """The comparison above means something: the window holds calls, waits and agents."""
-    monkeypatch.setattr(clock, "now_us", lambda: NOW_US)
     model = ReadModel()
     feed(model, compacted_log(store))
     total = ModelReader(model, CENTRE).centre_kpis("1h", hms("10:45:30"))["total"]
