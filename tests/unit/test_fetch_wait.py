@@ -1,0 +1,33 @@
+"""Every consumer of the worker waits at most ``kafka_fetch_max_wait_ms`` for a fetch: Faust's
+own (which hard-codes 1.5 s) as well as stage one's. On the embedded broker, which holds each
+fetch for its whole wait, that wait is the pipeline's latency per hop."""
+
+from __future__ import annotations
+
+from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
+from callpulse.settings import Settings
+from stream.ingress import Ingress
+from stream.kpi.config import CentreConfig
+from stream.validation import EventValidator
+from stream.worker import create_worker_app
+
+SETTINGS = Settings(kafka_fetch_max_wait_ms=37, insecure=True)
+
+
+async def test_fausts_consumer_takes_the_configured_fetch_wait() -> None:
+    app = create_worker_app(SETTINGS, CentreConfig())
+    thread = app.consumer._new_consumer_thread()  # type: ignore[attr-defined]
+    consumer = thread._create_worker_consumer(app.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == 37
+    finally:
+        await consumer.stop()
+
+
+async def test_stage_ones_consumer_takes_the_configured_fetch_wait() -> None:
+    ingress = Ingress(SETTINGS, EventValidator(), pseudonymiser_for_key(DEV_KEY))
+    consumer = ingress._consumer()
+    try:
+        assert consumer._fetch_max_wait_ms == 37
+    finally:
+        await consumer.stop()
