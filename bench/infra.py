@@ -54,6 +54,8 @@ class Processes:
     def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> Popen[bytes]:
         log = self.log_dir / f"{name}.log"
         log.unlink(missing_ok=True)  # spawn appends: an old run's lines would read as this one's
+        # A worker's Faust data directory beside its log, not in the working directory.
+        env = {"F_DATADIR": str(self.log_dir / f"{name}-data"), **env}
         process = spawn(argv, env=env, log_path=log)
         self.running[name] = process
         return process

@@ -97,7 +97,12 @@ def run_dev(options: DevOptions) -> int:
     _simulated_customer_base(options, env)
     me = [sys.executable, "-m", "callpulse"]
     children = {
-        "worker": spawn([*me, "worker"], env=env, log_path=options.log_dir / "worker.log"),
+        "worker": spawn(
+            [*me, "worker"],
+            # Faust's tables beside the logs, not in the working directory.
+            env=env | {"F_DATADIR": str(options.log_dir / "worker-data")},
+            log_path=options.log_dir / "worker.log",
+        ),
         "api": spawn(
             [*me, "api", "--port", str(options.port)], env=env, log_path=options.log_dir / "api.log"
         ),

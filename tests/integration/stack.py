@@ -52,8 +52,10 @@ class Stack:
         return self.env["CALLPULSE_DLQ_TOPIC"]
 
     def start_process(self, name: str, *args: str) -> None:
+        """``callpulse ARGS``; a worker's Faust data directory is beside its log, not in cwd."""
         argv = [sys.executable, "-m", "callpulse", *args]
-        self.processes[name] = spawn(argv, env=self.env, log_path=self.log_dir / f"{name}.log")
+        env = self.env | {"F_DATADIR": str(self.log_dir / f"{name}-data")}
+        self.processes[name] = spawn(argv, env=env, log_path=self.log_dir / f"{name}.log")
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
@@ -70,9 +72,7 @@ class Stack:
     def start_worker(self, name: str) -> None:
         """One more ``callpulse worker`` in the same group (the same app id), with a Faust data
         directory of its own, as on a machine of its own (a rocksdb:// store cannot share one)."""
-        env = self.env | {"F_DATADIR": str(self.log_dir / f"{name}-data")}
-        argv = [sys.executable, "-m", "callpulse", "worker"]
-        self.processes[name] = spawn(argv, env=env, log_path=self.log_dir / f"{name}.log")
+        self.start_process(name, "worker")
 
     def assigned_partitions(self, name: str, topic: str, group: str) -> set[int]:
         """The partitions of ``topic`` that worker ``name`` was last assigned in ``group``, as
