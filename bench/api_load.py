@@ -1,5 +1,9 @@
 """Scenario 3: ``GET /v1/kpis`` under 200 concurrent clients, and 1,000 SSE subscribers.
 
+Three loads on ``GET /v1/kpis``: wrk's closed loop (200 connections, each asking again as soon
+as it is answered: the stress figure) without and with ``Accept-Encoding: gzip`` (what browsers
+and Grafana send), then 200 wallboards polling once a second, open loop (``bench.wallboard``).
+
 A real ``callpulse api`` process serves a read model of 200 queues: an hour of traffic built
 in-process (``bench.state``) and written to the state changelog it replays, exactly the
 records a worker writes. The load comes from ``wrk`` when installed (Debian: ``apt-get install
@@ -17,7 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -37,6 +41,7 @@ from bench.options import Options
 from bench.report import Result, percentile
 from bench.sse import hold_subscribers
 from bench.state import StateBuilder, changelog_messages, publish, write_changelog
+from bench.wallboard import WallboardLoad, in_own_process
 from stream.kpi.timeutil import US_PER_S
 
 TARGET_P99_MS = 20.0
@@ -50,6 +55,7 @@ REQUEST_TIMEOUT_S = 120.0
 SEQUENTIAL_MAX = 20
 SEQUENTIAL_BUDGET_S = 20.0
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+GZIP = {"Accept-Encoding": "gzip"}
 
 
 def api(options: Options) -> list[Result]:
@@ -68,13 +74,22 @@ def api(options: Options) -> list[Result]:
         reply = httpx.get(url + KPIS_PATH, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S)
         queues = len(reply.json()["queues"])
         single = _sequential_ms(url)
-        cpu_before = cpu_s(api_pid)
-        load = _load(url, options)
-        # The API's own CPU per request under load: the figure that bounds requests/s.
-        load_cpu_ms = 1000 * (cpu_s(api_pid) - cpu_before) / max(load.completed, 1)
+        loads = [_measured(api_pid, url, options, headers) for headers in ({}, GZIP)]
+        wallboard = asyncio.run(_wallboards_with_updates(options, bootstrap, env, url, builder))
         idle_rss = rss_mb(api_pid)
         sse = asyncio.run(_sse_with_updates(options, bootstrap, env, url, builder, api_pid))
-        return _results(options, queues, single, load, load_cpu_ms, sse, idle_rss)
+        rows = [_load_results(options, queues, single, load, cpu) for load, cpu in loads]
+        wallboard_rows = _wallboard_results(options, wallboard)
+        return [*rows[0], *rows[1], *wallboard_rows, *_sse_results(options, sse, idle_rss)]
+
+
+def _measured(
+    api_pid: int, url: str, options: Options, headers: Mapping[str, str]
+) -> tuple[Load, float]:
+    """A load, and the API's own CPU per request under it: the figure that bounds requests/s."""
+    cpu_before = cpu_s(api_pid)
+    load = _load(url, options, headers)
+    return load, 1000 * (cpu_s(api_pid) - cpu_before) / max(load.completed, 1)
 
 
 def _sequential_ms(url: str) -> list[float]:
@@ -97,17 +112,26 @@ class Load:
     tool: str
     completed: int
     timeouts: int = 0
+    headers: Mapping[str, str] = field(default_factory=dict)  # beyond the token
+
+    @property
+    def label(self) -> str:
+        encoding = self.headers.get("Accept-Encoding")
+        return f"Accept-Encoding: {encoding}" if encoding else "no Accept-Encoding"
 
 
-def _load(url: str, options: Options) -> Load:
+def _load(url: str, options: Options, headers: Mapping[str, str]) -> Load:
     wrk = shutil.which("wrk")
     if wrk is None:
-        return asyncio.run(_httpx_load(url, options.api_clients, options.api_s))
+        load = asyncio.run(_httpx_load(url, options.api_clients, options.api_s, headers))
+        return replace(load, headers=headers)
     argv = [wrk, "-t2", f"-c{options.api_clients}", f"-d{options.api_s:.0f}s", "--latency"]
     argv += ["--timeout", f"{REQUEST_TIMEOUT_S:.0f}s"]
-    argv += ["-H", f"Authorization: Bearer {READ_TOKEN}", url + KPIS_PATH]
-    output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    argv += ["-H", f"Authorization: Bearer {READ_TOKEN}"]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*argv, url + KPIS_PATH], capture_output=True, text=True, check=True)
+    return replace(parse_wrk(output.stdout), headers=headers)
 
 
 def parse_wrk(output: str) -> Load:
@@ -128,7 +152,7 @@ def parse_wrk(output: str) -> Load:
     )
 
 
-async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
+async def _httpx_load(url: str, clients: int, seconds: float, headers: Mapping[str, str]) -> Load:
     timings: list[float] = []
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients)
@@ -140,7 +164,10 @@ async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
             timings.append((time.perf_counter() - started) * 1000)
 
     async with httpx.AsyncClient(
-        base_url=url, headers=AUTH_HEADERS, timeout=REQUEST_TIMEOUT_S, limits=limits
+        base_url=url,
+        headers={**AUTH_HEADERS, **headers},
+        timeout=REQUEST_TIMEOUT_S,
+        limits=limits,
     ) as client:
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
     return Load(
@@ -150,6 +177,24 @@ async def _httpx_load(url: str, clients: int, seconds: float) -> Load:
         "httpx",
         len(timings),
     )
+
+
+async def _wallboards_with_updates(
+    options: Options, bootstrap: str, env: Mapping[str, str], url: str, builder: StateBuilder
+) -> WallboardLoad:
+    """The wallboards poll while the figures change (twice a second, as in the SSE run), so
+    they get new answers as well as ``304``s."""
+    stop = asyncio.Event()
+    updater = asyncio.create_task(_updates(bootstrap, env, builder, options, stop))
+    try:
+        # In a process of its own: the updates are built on this loop, and would hold up the
+        # pollers' timers (latency counted from when a request was due).
+        return await asyncio.to_thread(
+            in_own_process, url, KPIS_PATH, READ_TOKEN, options.api_clients, options.api_s
+        )
+    finally:
+        stop.set()
+        await updater
 
 
 async def _sse_with_updates(
@@ -208,38 +253,64 @@ async def _updates(
     return published
 
 
-def _results(
-    options: Options,
-    queues: int,
-    single: list[float],
-    load: Load,
-    load_cpu_ms: float,
-    sse: dict[str, float],
-    idle_rss: float,
+def _load_results(
+    options: Options, queues: int, single: list[float], load: Load, load_cpu_ms: float
 ) -> list[Result]:
     serial = f"1 client: p50 {percentile(single, 50):,.1f} ms over {len(single)} requests"
     note = (
-        f"{queues} queues; {options.api_clients} clients ({load.tool}), "
-        f"{load.completed:,} requests completed ({load.per_s:,.1f}/s, {load.timeouts} timed out "
-        f"at {REQUEST_TIMEOUT_S:.0f} s), API CPU {load_cpu_ms:.2f} ms/request; {serial}; "
-        f"API RSS {idle_rss:.0f} MB"
+        f"{queues} queues; {options.api_clients} connections ({load.tool}, closed loop), "
+        f"{load.label}; {load.completed:,} requests completed ({load.per_s:,.1f}/s, "
+        f"{load.timeouts} timed out at {REQUEST_TIMEOUT_S:.0f} s), "
+        f"API CPU {load_cpu_ms:.2f} ms/request; {serial}"
     )
-    sse_note = (
-        f"{sse['connected']:.0f} connected, {sse['held']:.0f} still receiving at the end of "
-        f"{sse['held_s']:.0f} s; updates per subscriber p50 {sse['updates_p50']:.1f} "
-        f"(min {sse['updates_min']:.0f}); API CPU {100 * sse['api_cpu_share']:.0f} % of a core, "
-        f"RSS {sse['rss_mb']:.0f} MB; {sse['published']:.0f} changelog records published"
-    )
+    which = f"{options.api_clients} connections, {load.label}"
     return [
-        Result(f"3. GET /v1/kpis p50, {queues} queues", load.p50_ms, "ms", higher_is_better=False),
         Result(
-            f"3. GET /v1/kpis p99, {options.api_clients} clients",
+            f"3. GET /v1/kpis p50, {queues} queues, {which}",
+            load.p50_ms,
+            "ms",
+            higher_is_better=False,
+        ),
+        Result(
+            f"3. GET /v1/kpis p99, {which}",
             load.p99_ms,
             "ms",
             target=TARGET_P99_MS,
             higher_is_better=False,
             note=note,
         ),
+    ]
+
+
+def _wallboard_results(options: Options, load: WallboardLoad) -> list[Result]:
+    which = f"{options.api_clients} wallboards polling 1/s (gzip, If-None-Match)"
+    note = (
+        f"open loop, latency from when each request was due; {load.requests:,} requests "
+        f"({load.per_s:,.1f}/s), {load.not_modified:,} answered 304, "
+        f"{load.mean_body_bytes:,.0f} body bytes a request on average, {load.errors} errors"
+    )
+    return [
+        Result(f"3. GET /v1/kpis p50, {which}", load.p50_ms, "ms", higher_is_better=False),
+        Result(
+            f"3. GET /v1/kpis p99, {which}",
+            load.p99_ms,
+            "ms",
+            target=TARGET_P99_MS,
+            higher_is_better=False,
+            note=note,
+        ),
+    ]
+
+
+def _sse_results(options: Options, sse: dict[str, float], idle_rss: float) -> list[Result]:
+    sse_note = (
+        f"{sse['connected']:.0f} connected, {sse['held']:.0f} still receiving at the end of "
+        f"{sse['held_s']:.0f} s; updates per subscriber p50 {sse['updates_p50']:.1f} "
+        f"(min {sse['updates_min']:.0f}); API CPU {100 * sse['api_cpu_share']:.0f} % of a core, "
+        f"RSS {sse['rss_mb']:.0f} MB (before the subscribers: {idle_rss:.0f} MB); "
+        f"{sse['published']:.0f} changelog records published"
+    )
+    return [
         Result(
             "3. SSE subscribers receiving updates",
             sse["held"],

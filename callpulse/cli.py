@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import ValidationError
@@ -138,8 +138,12 @@ def worker() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    loop: Annotated[
+        str, typer.Option(help="Event loop: asyncio, or uvloop (see docs/PERFORMANCE.md)")
+    ] = "asyncio",
 ) -> None:
     """The HTTP API: REST, SSE, /metrics and event ingest."""
+    event_loop = _api_loop(loop)
     import uvicorn
 
     from api.main import create_app
@@ -155,10 +159,25 @@ def api(
         port=port or settings.api_port,
         log_level="warning",
         access_log=False,
+        # uvloop's libuv accepts one connection per loop turn: with 200 clients busy, new
+        # connections waited seconds in the accept queue (the p99 tail of docs/PERFORMANCE.md).
+        # asyncio's loop accepts every waiting connection at once.
+        loop=event_loop,
         # Open SSE streams (wallboards) never end by themselves: without a limit, SIGTERM
         # would wait for every wallboard to go away. They reconnect to another replica.
         timeout_graceful_shutdown=3,
     )
+
+
+API_LOOPS = ("asyncio", "uvloop")
+
+
+def _api_loop(name: str) -> Literal["asyncio", "uvloop"]:
+    if name == "asyncio":
+        return "asyncio"
+    if name == "uvloop":
+        return "uvloop"
+    raise typer.BadParameter(f"--loop must be one of {', '.join(API_LOOPS)}")
 
 
 @cli.command()

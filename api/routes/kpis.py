@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from api.answers import DEFAULT_LIMIT, encoded, json_response, second_us
+from api.answers import DEFAULT_LIMIT, encoded, second_us
 from api.deps import (
     AtQuery,
     IntervalSize,
@@ -20,6 +20,7 @@ from api.deps import (
     time_param,
 )
 from api.errors import INVALID, NOT_FOUND
+from api.representation import answer_response
 from api.services import Services
 from api.views import KpiReader, ModelReader
 from stream.kpi.timeutil import US_PER_S
@@ -61,6 +62,7 @@ def compare_param(value: str | None) -> tuple[str, ...]:
     response_model=dict[str, Any],
 )
 async def centre_kpis(
+    request: Request,
     services: ServicesDep,
     window: WindowQuery = "15m",
     at: AtQuery = None,
@@ -69,6 +71,7 @@ async def centre_kpis(
 ) -> Response:
     second, at_us, threshold, comparisons = _window_question(at, threshold_s, compare)
     return _answer(
+        request,
         services,
         "kpis",
         (window, at_us, threshold, comparisons),
@@ -85,6 +88,7 @@ async def centre_kpis(
 )
 async def queue_kpis(
     queue: str,
+    request: Request,
     services: ServicesDep,
     window: WindowQuery = "15m",
     at: AtQuery = None,
@@ -94,6 +98,7 @@ async def queue_kpis(
     _known(services.reader, queue)
     second, at_us, threshold, comparisons = _window_question(at, threshold_s, compare)
     return _answer(
+        request,
         services,
         "queue_kpis",
         (queue, window, at_us, threshold, comparisons),
@@ -111,6 +116,7 @@ async def queue_kpis(
 )
 async def queue_intervals(
     queue: str,
+    request: Request,
     services: ServicesDep,
     size: IntervalSize = "15m",
     start: AtQuery = None,
@@ -129,6 +135,7 @@ async def queue_intervals(
         raise HTTPException(422, "'start' to 'end' may span at most 8 days")
     threshold = threshold_param(threshold_s)
     return _answer(
+        request,
         services,
         "intervals",
         (queue, size, start_us, end_us, threshold),
@@ -149,6 +156,7 @@ def _window_question(
 
 
 def _answer(
+    request: Request,
     services: Services,
     route: str,
     question: Hashable,
@@ -157,15 +165,16 @@ def _answer(
     limit: int = DEFAULT_LIMIT,
 ) -> Response:
     """The encoded answer to ``question`` at this read-model version and second, built by a
-    reader whose clock stands at ``second`` when no client has asked it yet."""
-    body = services.answers.body(
+    reader whose clock stands at ``second`` when no client has asked it yet; as ``304``, gzip
+    or plain JSON, as the request's headers ask (api/representation.py)."""
+    answer = services.answers.answer(
         route,
         question,
         (services.model.version, second),
         lambda: encoded(build(services.reader.at_second(second))),
         limit,
     )
-    return json_response(body)
+    return answer_response(answer, request.headers)
 
 
 def _known(reader: KpiReader, queue: str) -> None:

@@ -121,3 +121,32 @@ def test_bad_token_configuration_stops_the_api(
     assert code == 2
     assert named in err
     assert "Z" * 20 not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "loop"),
+    [
+        ((), "asyncio"),  # the default: accepts every waiting connection at once
+        (("--loop", "uvloop"), "uvloop"),
+    ],
+)
+def test_the_api_runs_on_the_chosen_event_loop(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], loop: str
+) -> None:
+    started: dict[str, object] = {}
+
+    async def no_topics(*_: object) -> None:
+        return None
+
+    monkeypatch.setenv("CALLPULSE_INSECURE", "true")
+    monkeypatch.setattr("callpulse.cli._ensure_topics", no_topics)
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: started.update(options))
+    code, _, err = run("api", *args)
+    assert code == 0, err
+    assert started["loop"] == loop
+
+
+def test_an_unknown_event_loop_stops_the_api() -> None:
+    code, _, err = run("api", "--loop", "trio")
+    assert code == 2
+    assert "--loop" in err
