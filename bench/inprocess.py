@@ -3,8 +3,9 @@
     PYTHONPATH=. python -m bench.inprocess [events] [repeats]
 
 Stage one: ``validate_batch`` (decode, validate, pseudonymise) over one-event messages.
-Stage two: ``MessageProcessor`` on a store that serialises every written value as Faust's JSON
-codec would for the changelog, fed four ways: 1000-event messages per routing key; what stage
+Stage two: ``MessageProcessor`` on the worker's ``RunWrites`` (a dict for the table's local
+store; each run's changelog records encoded and kept until the run is done, as the worker keeps
+them until they are sent), fed four ways: 1000-event messages per routing key; what stage
 one forwarded before it packed by partition (its 2000-event batches grouped by routing key: a
 few events each), alone and 200 messages a batch; and what it forwards now (the same batches
 packed by the routing key's partition: hundreds of events each), 200 messages a batch as the
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,6 +29,7 @@ import orjson
 
 from bench.events import Traffic, event_chunks
 from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
+from stream.changelog import ChangelogRecord, RunWrites
 from stream.ingress import FORWARD_CHUNK, KeyPartitions, validate_batch
 from stream.kpi.config import CentreConfig
 from stream.processor import Message, MessageProcessor, Retention
@@ -38,23 +41,20 @@ PARTITIONS = 8
 INGRESS_BATCH = 2000
 MESSAGE_EVENTS = 1000
 BATCH_MESSAGES = 200
-# What faust.utils.json.dumps passes orjson: the changelog's value encoding.
-FAUST_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
-
 Event = dict[str, Any]
 Routed = list[tuple[int, int, list[Event]]]  # (partition, offset, events)
 
 
-class ChangelogStore(dict[str, Any]):
-    """A dict that serialises each written value, as a table write does for its changelog."""
+@dataclass(slots=True)
+class ChangelogCount:
+    """The changelog records stage two's runs produced, and their bytes (keys and values)."""
 
-    writes = 0
-    written_bytes = 0
+    writes: int = 0
+    written_bytes: int = 0
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.writes += 1
-        self.written_bytes += len(key) + len(orjson.dumps(value, option=FAUST_JSON))
+    def add(self, records: list[ChangelogRecord]) -> None:
+        self.writes += len(records)
+        self.written_bytes += sum(len(k) + len(v or b"") for k, v in records)
 
 
 GC_MODES = ("default gc", "worker gc", "no gc")
@@ -126,16 +126,22 @@ def routed(raw: list[bytes], validator: EventValidator, step: int, per_key: int 
     return messages
 
 
-def run_stage_two(messages: Routed, batch_messages: int, at_us: int) -> ChangelogStore:
+def run_stage_two(messages: Routed, batch_messages: int, at_us: int) -> ChangelogCount:
     processor = MessageProcessor(CentreConfig(), Retention())
-    store = ChangelogStore()
+    data: dict[str, Any] = {}
+    count = ChangelogCount()
     for start in range(0, len(messages), batch_messages):
         by_partition: dict[int, list[Message]] = {}
         for partition, offset, events in messages[start : start + batch_messages]:
             by_partition.setdefault(partition, []).append((offset, events))
-        for partition, batch in by_partition.items():
-            processor.process_batch(store, batch, partition=partition, now_us=at_us)
-    return store
+        # Each partition's run keeps its records until all of them are done, as the worker
+        # keeps them until they are sent.
+        runs = [RunWrites(data, partition) for partition in by_partition]
+        for writes, batch in zip(runs, by_partition.values(), strict=True):
+            processor.process_batch(writes, batch, partition=writes.partition, now_us=at_us)
+        for writes in runs:
+            count.add(writes.records)
+    return count
 
 
 def main(argv: list[str]) -> None:

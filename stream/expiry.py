@@ -44,19 +44,27 @@ def expire_partition(
     """Delete this partition's state past its retention; returns how many records went."""
     horizons = _Horizons(now_us, retention)
     doomed: list[str] = []
-    for record_key, value in list(store.items()):
-        if not isinstance(value, dict) or value.get(PARTITION_FIELD) != partition:
-            continue
-        parts = records.split_key(record_key)
-        family = parts[0]
+    for record_key, value in _records_of(store, partition):
+        family, _, rest = record_key.partition(records.SEP)
         if family == records.LIVE:
             # Past calls waiting at old boundaries still need a lost call until its minutes go.
             _drop_stale_waits(store, record_key, value, partition, offset, horizons.bucket)
-        elif horizons.expired(family, parts, value):
+        elif horizons.expired(family, rest, value):
             doomed.append(record_key)
     for record_key in doomed:
         del store[record_key]
     return len(doomed)
+
+
+def _records_of(store: RecordStore, partition: int) -> list[tuple[str, Record]]:
+    """The partition's records. The local store holds every partition's (the worker's whole
+    table in memory), so this visits all of them: kept to one comprehension, without the
+    tuple of every item that ``list(store.items())`` would build first."""
+    return [
+        (record_key, value)
+        for record_key, value in store.items()
+        if isinstance(value, dict) and value.get(PARTITION_FIELD) == partition
+    ]
 
 
 class _Horizons:
@@ -66,11 +74,12 @@ class _Horizons:
         self.state = now_us - int(retention.call_state_s * US_PER_S)
         self.ticket = now_us - int(retention.ticket_state_s * US_PER_S)
 
-    def expired(self, family: str, parts: list[str], value: Record) -> bool:
+    def expired(self, family: str, rest: str, value: Record) -> bool:
+        """``rest``: the key after its family (``records.key``'s other parts)."""
         if family in records.BUCKETED_FAMILIES:
             # A minute goes once all of it is past the horizon: an event the validator still
             # accepts (ts >= now - retention) never lands in a minute about to be deleted.
-            return int(parts[-1]) + BUCKET_US <= self.bucket
+            return int(rest.rpartition(records.SEP)[2]) + BUCKET_US <= self.bucket
         if family == records.CALL:
             # A call still waiting keeps its state for the longest wait we believe in, too.
             horizon = self.state

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from stream import records
 from stream.changes import CentreChanges, MessageOutcome, QueueChanges, RoutingTotals
 from stream.expiry import Record, RecordStore, Retention, expire_partition
-from stream.kpi.accumulator import KpiAccumulator, merged_json, sparse_json
+from stream.kpi.accumulator import KpiAccumulator, merged_json, merged_sparse_json
 from stream.kpi.agents import AgentRecord, apply_agent_event, new_agent_record, prune_changes
 from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
@@ -317,8 +317,8 @@ class _MessageWork:
         writable, stored = self._unfenced(record_key)
         if not writable:
             return
-        acc = merged_json(stored["acc"] if stored else None, (delta,))
-        self.store[record_key] = self._stamp({"acc": sparse_json(acc)})
+        acc = merged_sparse_json(stored["acc"] if stored else None, delta)
+        self.store[record_key] = self._stamp({"acc": acc})
 
     def _flush_queue(self, queue: str, changes: QueueChanges) -> None:
         for bucket, delta in changes.queue_deltas.items():

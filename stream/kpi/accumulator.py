@@ -328,6 +328,30 @@ def sparse_json(data: Mapping[str, Any]) -> dict[str, Any]:
     return sparse
 
 
+def merged_sparse_json(stored: Mapping[str, Any] | None, delta: KpiAccumulator) -> dict[str, Any]:
+    """``sparse_json(merged_json(stored, (delta,)))``: what the worker stores for a minute.
+
+    A minute's first write (nothing stored) is the delta's own sparse form, built straight
+    from it: the same fields in the same order, without the full form's 37 entries first."""
+    if stored is None:
+        return _sparse_of(delta)
+    return sparse_json(merged_json(stored, (delta,)))
+
+
+def _sparse_of(acc: KpiAccumulator) -> dict[str, Any]:
+    """``sparse_json(_stored_json(acc))``: non-zero scalars, waits it has, keyed sums it has."""
+    sparse = {name: value for name, value in zip(_SCALARS, _scalars_of(acc), strict=True) if value}
+    for name in ("answered_waits", "abandoned_waits"):
+        waits: WaitStats = getattr(acc, name)
+        if waits.count:
+            sparse[name] = waits.to_json()
+    for name in _KEYED:
+        keyed: dict[str, list[float]] = getattr(acc, name)
+        if keyed:
+            sparse[name] = {key: list(values) for key, values in keyed.items()}
+    return sparse
+
+
 def _merged_waits(stored: Mapping[str, Any], delta: WaitStats) -> dict[str, Any]:
     """``WaitStats.merge`` on the JSON form (``delta`` holds at least one wait)."""
     high = stored["max"]

@@ -20,6 +20,8 @@ class TimestampError(ValueError):
 
 def parse_ts_us(value: object) -> int:
     """RFC 3339 string with an offset, or epoch seconds, as epoch microseconds."""
+    if isinstance(value, str):  # the usual case first
+        return datetime_to_us(_parse_rfc3339(value))
     if isinstance(value, bool):
         raise TimestampError("ts must be an RFC 3339 string or epoch seconds, not a boolean")
     if isinstance(value, int):
@@ -28,8 +30,6 @@ def parse_ts_us(value: object) -> int:
         if not math.isfinite(value):
             raise TimestampError("ts must be finite")
         return round(value * US_PER_S)
-    if isinstance(value, str):
-        return datetime_to_us(_parse_rfc3339(value))
     raise TimestampError("ts must be an RFC 3339 string or epoch seconds")
 
 
@@ -48,7 +48,10 @@ def _parse_rfc3339(text: str) -> datetime:
 def datetime_to_us(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise TimestampError("naive datetime: an offset is required")
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    # The whole microseconds of the difference, as ``delta // timedelta(microseconds=1)``
+    # gives them, without building a timedelta to divide by (over half of parse_ts_us's cost).
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * US_PER_S + delta.microseconds
 
 
 def us_to_datetime(ts_us: int) -> datetime:

@@ -19,6 +19,8 @@ from stream.kpi.accumulator import (
     WaitStats,
     merged,
     merged_json,
+    merged_sparse_json,
+    sparse_json,
 )
 
 
@@ -74,6 +76,21 @@ def test_merged_json_equals_decode_merge_encode(seed: int) -> None:
         got = merged_json(stored, deltas)
         assert same_json(got, expected)  # values and types: 0 stays 0, 0.0 stays 0.0
         assert stored == before  # the stored value is never mutated
+        stored = got
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_merged_sparse_json_is_the_sparse_form_of_merged_json(seed: int) -> None:
+    rng = random.Random(seed)
+    stored: dict[str, Any] | None = None
+    for _ in range(6):  # a minute's first write (nothing stored), then later ones
+        delta = random_delta(rng)
+        before = copy.deepcopy(stored)
+        expected = sparse_json(merged_json(stored, (delta,)))
+        got = merged_sparse_json(stored, delta)
+        # The same bytes, keys in the same order: the changelog record does not change.
+        assert orjson.dumps(got) == orjson.dumps(expected)
+        assert stored == before
         stored = got
 
 

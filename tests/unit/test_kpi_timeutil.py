@@ -89,6 +89,13 @@ def test_datetime_to_us(moment: datetime, expected_us: int) -> None:
     assert datetime_to_us(moment) == expected_us
 
 
+@given(st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-11, minutes=-30))])))
+def test_datetime_to_us_is_the_whole_microseconds_since_the_epoch(moment: datetime) -> None:
+    # Independent of the arithmetic datetime_to_us uses: timedelta's own division.
+    since_epoch = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    assert datetime_to_us(moment) == since_epoch // timedelta(microseconds=1)
+
+
 def test_datetime_to_us_refuses_a_naive_datetime() -> None:
     naive = datetime(2024, 3, 1, 10)  # noqa: DTZ001 - the point of the test
     with pytest.raises(TimestampError):
