@@ -6,6 +6,11 @@ queue's ``offered`` as fast as it answers; probe k is visible at the first answe
 ``offered >= k`` (the probe queue lives on one partition, so probes arrive in order). Latency =
 visible - the moment the probe was handed to the producer. The poll period (a few ms) is the
 resolution.
+
+The read side (changelog record written -> the API's answer counts it) is the changelog's
+acknowledgement, the API's fetch and apply, whatever else holds the API's event loop, and the
+poll. The API's answer cache adds nothing to it: a cached answer is keyed by the read-model
+version as well as the second (``api.answers``), and every applied record is a new version.
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ class Probes:
     queue: str
     sent_at: list[float] = field(default_factory=list)
     visible_at: list[float] = field(default_factory=list)
+    # The same moments on the wall clock, to set beside Kafka record timestamps (bench.stages).
+    visible_wall_ms: list[float] = field(default_factory=list)
     polls: int = 0
+    poll_s: float = 0.0  # time spent waiting for answers, for the mean poll round trip
 
     def latencies_ms(self) -> list[float]:
         return [(v - s) * 1000 for s, v in zip(self.sent_at, self.visible_at, strict=False)]
@@ -69,8 +77,9 @@ def _run(options: Options, name: str, per_message: int) -> tuple[Probes, float, 
         probes, rate = asyncio.run(_measure(options, bootstrap, topic, url, per_message))
         processes.stop("api")
         processes.stop("worker")  # before reading the topics back: the two cores are the bench's
-        split = stages.split(bootstrap, env, probes.queue)
-        return probes, rate, split.describe()
+        split = stages.split(bootstrap, env, probes.queue, probes.visible_wall_ms)
+        mean_poll_ms = probes.poll_s / max(probes.polls, 1) * 1000
+        return probes, rate, f"{split.describe()}; a poll took {mean_poll_ms:.1f} ms on average"
 
 
 async def _measure(
@@ -97,13 +106,16 @@ async def _measure(
 async def _poll(client: httpx.AsyncClient, probes: Probes, done: asyncio.Event) -> None:
     path = f"/v1/queues/{probes.queue}/kpis"
     while not done.is_set():
+        asked = time.monotonic()
         reply = await client.get(path, params={"window": "1h"})
-        now = time.monotonic()
+        now, wall_ms = time.monotonic(), time.time() * 1000
         probes.polls += 1
+        probes.poll_s += now - asked
         if reply.status_code == 200:
             offered = int(reply.json()["offered"])
             while len(probes.visible_at) < min(offered, len(probes.sent_at)):
                 probes.visible_at.append(now)
+                probes.visible_wall_ms.append(wall_ms)
         await asyncio.sleep(0.002)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -65,19 +65,30 @@ def expand(counted: list[tuple[int, int]], cumulative: bool) -> list[int]:
 class StageSplit:
     stage_one_ms: list[float]
     stage_two_ms: list[float]
+    # Changelog record written -> the API answered with it: the changelog's acknowledgement,
+    # the API's fetch and apply, its event loop's other work and the poll period.
+    read_side_ms: list[float] = field(default_factory=list)
 
     def describe(self) -> str:
         if not self.stage_one_ms or not self.stage_two_ms:
             return "stages: not measured"
-        return (
-            f"stage 1 (events -> routed) p50 {percentile(self.stage_one_ms, 50):,.0f} / "
-            f"p99 {percentile(self.stage_one_ms, 99):,.0f} ms, stage 2 (routed -> changelog) "
-            f"p50 {percentile(self.stage_two_ms, 50):,.0f} / "
-            f"p99 {percentile(self.stage_two_ms, 99):,.0f} ms"
-        )
+        parts = [
+            _part("stage 1 (events -> routed)", self.stage_one_ms),
+            _part("stage 2 (routed -> changelog)", self.stage_two_ms),
+        ]
+        if self.read_side_ms:
+            parts.append(_part("read side (changelog -> API answer)", self.read_side_ms))
+        return ", ".join(parts)
 
 
-def split(bootstrap: str, env: dict[str, str], queue: str) -> StageSplit:
+def _part(name: str, values: list[float]) -> str:
+    return f"{name} p50 {percentile(values, 50):,.0f} / p99 {percentile(values, 99):,.0f} ms"
+
+
+def split(
+    bootstrap: str, env: dict[str, str], queue: str, visible_wall_ms: Sequence[float] = ()
+) -> StageSplit:
+    """``visible_wall_ms``: when the API first showed each probe, on the wall clock."""
     marker = queue.encode()
     call_marker = marker + b"-c"
     totals_key = orjson.dumps(records.key(records.TOTALS, records.queue_routing_key(queue)))
@@ -97,4 +108,5 @@ def split(bootstrap: str, env: dict[str, str], queue: str) -> StageSplit:
     return StageSplit(
         [float(r - s) for s, r in zip(sent, routed, strict=False)],
         [float(w - r) for r, w in zip(routed, written, strict=False)],
+        [v - w for w, v in zip(written, visible_wall_ms, strict=False)],
     )

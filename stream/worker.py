@@ -15,6 +15,7 @@ import gc
 import logging
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -151,7 +152,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
         )
         async for batch in batches:
-            in_flight: asyncio.Future[None] | None = None
+            in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
             for partition, events in _by_partition(batch).items():
                 for run in _runs_within(events, AGGREGATE_RUN_BYTES):
                     # A RocksDB store picks the partition's database by the current event,
@@ -162,15 +163,38 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
                     messages = ((e.message.offset, orjson.loads(e.value)) for e in run)
                     processor.process_batch(writes, messages, partition=partition, now_us=now_us())
                     sent = changelog.send(partition, writes.records)
-                    # One run's records in flight while the next is processed.
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = sent
+                    await in_flight.add(sent, sum(len(e.value) for e in run))
             # Faust acks the batch (its offsets become committable) when the next is asked
             # for: every changelog record of it is acknowledged first (stream.changelog).
             await changelog.settle()
 
     return app
+
+
+class InFlightRuns:
+    """Runs whose changelog records are on their way, bounded by the input bytes they came
+    from: past ``max_bytes``, the oldest are awaited before the next run is processed.
+
+    Waiting for every run's acknowledgement before the next (as this did) put one broker
+    round trip per partition in every batch: at a few events per partition and batch, most
+    of stage two's latency. Now a small batch's partitions all send at once and ``settle``
+    waits for them together; a replay's big runs still keep about one run in memory besides
+    the one being processed. Order within a partition is the writer's (``ChangelogWriter``).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._runs: deque[tuple[asyncio.Future[None] | None, int]] = deque()
+        self._bytes = 0
+
+    async def add(self, sent: asyncio.Future[None] | None, input_bytes: int) -> None:
+        self._runs.append((sent, input_bytes))
+        self._bytes += input_bytes
+        while self._bytes > self.max_bytes and len(self._runs) > 1:
+            oldest, size = self._runs.popleft()
+            self._bytes -= size
+            if oldest is not None:
+                await oldest
 
 
 def _runs_within(events: list[EventT[bytes]], max_bytes: int) -> Iterator[list[EventT[bytes]]]:

@@ -11,7 +11,7 @@ Time is passed in: the engine never reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -74,9 +74,12 @@ class AlertEngine:
             rules = self._rules[queue] = self._rules_for(queue)
         return rules
 
-    def evaluate(self, source: FigureSource, now_us: int) -> list[Transition]:
+    def evaluate(
+        self, source: FigureSource, now_us: int, queues: Sequence[str] | None = None
+    ) -> list[Transition]:
+        """Every queue's alerts (or those of ``queues`` only) moved on to ``now_us``."""
         transitions: list[Transition] = []
-        for queue in source.queue_names():
+        for queue in source.queue_names() if queues is None else queues:
             by_window: dict[str, Mapping[str, Any]] = {}
             for rule in self.rules(queue):
                 figures = by_window.get(rule.window)

@@ -1,0 +1,79 @@
+"""The API evaluates alerts a few queues at a time: the same transitions as in one piece, and
+the event loop (requests, the changelog feed) runs between the slices."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from typing import Any, cast
+
+from api.alerts import service as alert_service
+from api.alerts.engine import AlertEngine
+from api.alerts.service import AlertService
+from tests.unit.test_alert_engine import WAIT_RULE, TableSource, at
+
+
+def rules(queue: str) -> tuple[Any, ...]:
+    return (WAIT_RULE,)
+
+
+class CountingSource(TableSource):
+    """Counts figure reads, and notes how many it saw when another task got to run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def figures(self, queue: str, window: str, now_us: int) -> Mapping[str, Any]:
+        self.reads += 1
+        return super().figures(queue, window, now_us)
+
+
+def service_over(source: TableSource) -> AlertService:
+    return AlertService(AlertEngine(rules), source, cast(Any, None), now_us=lambda: at(0))
+
+
+def queues(source: TableSource, count: int) -> None:
+    for number in range(count):
+        waiting = 200.0 if number % 3 == 0 else 30.0  # every third queue breaches
+        source.set(f"q{number:03d}", longest_wait_s=waiting)
+
+
+async def test_slices_send_what_one_piece_sends_in_the_same_order() -> None:
+    whole, sliced = TableSource(), TableSource()
+    queues(whole, 45)
+    queues(sliced, 45)
+    expected = service_over(whole).evaluate()
+    got = await service_over(sliced).evaluate_in_slices()
+    assert [(t["queue"], t["status"], t["sequence"]) for t in got] == [
+        (t["queue"], t["status"], t["sequence"]) for t in expected
+    ]
+    assert len(got) == 15
+
+
+async def test_other_tasks_run_between_slices() -> None:
+    source = CountingSource()
+    queues(source, 4 * alert_service.EVALUATION_SLICE)
+    seen: list[int] = []
+
+    async def request() -> None:
+        while True:
+            seen.append(source.reads)
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(request())
+    await asyncio.sleep(0)
+    await service_over(source).evaluate_in_slices()
+    other.cancel()
+    # Reads at which the other task ran mid-way: one evaluation did not hold the loop whole.
+    assert [n for n in seen if 0 < n < source.reads]
+    steps = [b - a for a, b in itertools.pairwise(seen)]
+    assert max(steps) <= alert_service.EVALUATION_SLICE
+
+
+def test_alerts_take_at_most_a_third_of_the_loop() -> None:
+    assert alert_service.rest_after(0.001) == alert_service.DEBOUNCE_S  # cheap rounds: debounce
+    for round_s in (0.1, 0.5, 2.0):
+        rest = alert_service.rest_after(round_s)
+        assert round_s / (round_s + rest) <= 1 / 3 + 1e-9
