@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from dataclasses import dataclass, field
 
 from api.alerts.service import AlertService
@@ -11,6 +12,7 @@ from api.answers import AnswerCache
 from api.feed import ChangelogFeed, LagMonitor
 from api.ingest import EventPublisher
 from api.readmodel import ReadModel
+from api.refresh import AnswerRefresher
 from api.views import ModelReader
 from callpulse.settings import Settings
 from stream.kpi.config import CentreConfig
@@ -28,6 +30,7 @@ class Services:
     publisher: EventPublisher | None = None
     alerts: AlertService | None = None
     answers: AnswerCache = field(default_factory=AnswerCache)  # KPI answers, encoded
+    refresh_answers: bool = False  # build hot answers between requests (api/refresh.py)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -51,6 +54,7 @@ class Services:
             alerts=(
                 AlertService.connected(settings, centre, model) if settings.alerts_enabled else None
             ),
+            refresh_answers=True,
         )
 
     async def start(self) -> None:
@@ -62,6 +66,10 @@ class Services:
         if self.alerts is not None:
             await self.alerts.start()
             self._tasks.append(asyncio.create_task(self.alerts.run(self.is_ready)))
+        if self.refresh_answers:
+            refresher = AnswerRefresher(self.model, self.answers, lambda: self.reader)
+            self._tasks.append(asyncio.create_task(refresher.run()))
+            self._tasks.append(asyncio.create_task(self._freeze_when_caught_up()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -73,6 +81,16 @@ class Services:
             await self.alerts.stop()
         if self.publisher is not None:
             await self.publisher.stop()
+
+    async def _freeze_when_caught_up(self) -> None:
+        """The replayed view (~130k objects for 200 queues) out of the collector's scans for
+        good, as the worker does with its table: a full collection of it takes ~80 ms of the
+        loop, and answer builds, whose objects live across many slices, set one off every
+        second or so. The view's records are freed by reference counting, never in cycles."""
+        if self.feed is not None:
+            await self.feed.ready.wait()
+        gc.collect()
+        gc.freeze()
 
     def lag_snapshot(self) -> dict[tuple[str, int], int]:
         return dict(self.lag.lag) if self.lag else {}

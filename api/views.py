@@ -4,13 +4,19 @@ Every figure is computed at read time from the view: rolling windows, ``today``,
 the centre total merge per-minute accumulators; resolution, occupancy, staffing and retention
 come from ``api.catalogue``. ``compare`` adds the same object for the previous window and the
 same window last week.
+
+The whole-centre answer and intervals also come as generators (``centre_kpis_slices``,
+``intervals_slices``) that yield between queues (intervals): the answer refresher
+(api/refresh.py) builds them a few milliseconds at a time between requests. The model may
+change between two slices, but each queue is read whole within one. The plain methods drive the
+same generators to their end, so both forms give the same figures.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Generator, Sequence
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from api import catalogue, clock
@@ -28,6 +34,17 @@ from stream.kpi.waiting import MAX_CALL_WAIT_US, WaitingNow, waiting_at
 from stream.kpi.windows import INTERVAL_SIZES_S, interval_starts, window_bounds
 
 KpiObject = dict[str, Any]
+T = TypeVar("T")
+
+
+def to_end(slices: Generator[None, None, T]) -> T:
+    """Run a build in slices in one piece."""
+    while True:
+        try:
+            next(slices)
+        except StopIteration as done:
+            result: T = done.value
+            return result
 
 
 class KpiReader(Protocol):
@@ -66,6 +83,8 @@ class KpiReader(Protocol):
 
 
 MAX_CALL_WAIT_S = MAX_CALL_WAIT_US / US_PER_S
+QUEUES_PER_SLICE = 50  # the centre's sums: ~1 ms of queues a slice
+AGENTS_PER_SLICE = 100  # the centre's occupancy: ~1.5 ms of agents a slice
 
 
 class ModelReader:
@@ -141,31 +160,43 @@ class ModelReader:
         threshold_s: int | None = None,
         compare: Sequence[str] = (),
     ) -> dict[str, Any]:
-        answer = self._centre_window(window, at_us, threshold_s)
+        return to_end(self.centre_kpis_slices(window, at_us, threshold_s, compare))
+
+    def centre_kpis_slices(
+        self,
+        window: str,
+        at_us: int,
+        threshold_s: int | None = None,
+        compare: Sequence[str] = (),
+    ) -> Generator[None, None, dict[str, Any]]:
+        """``centre_kpis``, yielding after each queue."""
+        names = self.queue_names()  # once: comparisons line up with the answer's queues
+        answer = yield from self._centre_window(names, window, at_us, threshold_s)
         if compare:
             zone = self.centre.defaults.zone
             start_us, end_us = _bounds_of(answer)
-            others = {
-                name: self._centre_window(
-                    window,
-                    catalogue.comparison_at_us(name, window, start_us, end_us, zone),
-                    threshold_s,
+            others = {}
+            for name in compare:
+                compared_at_us = catalogue.comparison_at_us(name, window, start_us, end_us, zone)
+                others[name] = yield from self._centre_window(
+                    names, window, compared_at_us, threshold_s
                 )
-                for name in compare
-            }
             for index, item in enumerate(answer["queues"]):
                 item["compare"] = {name: other["queues"][index] for name, other in others.items()}
             answer["total"]["compare"] = {name: other["total"] for name, other in others.items()}
         return answer
 
-    def _centre_window(self, window: str, at_us: int, threshold_s: int | None) -> dict[str, Any]:
+    def _centre_window(
+        self, names: list[str], window: str, at_us: int, threshold_s: int | None
+    ) -> Generator[None, None, dict[str, Any]]:
         defaults = self.centre.defaults
         start_us, end_us = window_bounds(window, at_us, defaults.zone)
-        parts = [
-            self._queue_window(name, window, at_us, threshold_s) for name in self.queue_names()
-        ]
+        parts = []
+        for name in names:
+            parts.append(self._queue_window(name, window, at_us, threshold_s))
+            yield
         queues = [kpis for kpis, _ in parts]
-        total = self._total(parts, window, start_us, end_us, threshold_s)
+        total = yield from self._total(parts, window, start_us, end_us, threshold_s)
         return {
             "window": window,
             "start": us_to_rfc3339(start_us),
@@ -177,12 +208,21 @@ class ModelReader:
     def intervals(
         self, queue: str, size: str, start_us: int, end_us: int, threshold_s: int | None = None
     ) -> list[KpiObject]:
+        return to_end(self.intervals_slices(queue, size, start_us, end_us, threshold_s))
+
+    def intervals_slices(
+        self, queue: str, size: str, start_us: int, end_us: int, threshold_s: int | None = None
+    ) -> Generator[None, None, list[KpiObject]]:
+        """``intervals``, yielding after each interval."""
         config = self.centre.for_queue(queue)
         size_us = INTERVAL_SIZES_S[size] * US_PER_S
-        return [
-            self._kpi_object(queue, size, start, start + size_us, config, threshold_s)[0]
-            for start in interval_starts(size, start_us, end_us, config.zone)
-        ]
+        objects = []
+        for start in interval_starts(size, start_us, end_us, config.zone):
+            objects.append(
+                self._kpi_object(queue, size, start, start + size_us, config, threshold_s)[0]
+            )
+            yield
+        return objects
 
     def agent_states(self, queue: str | None, at_us: int) -> dict[str, int]:
         return count_states(self.model.agents_of(queue), at_us, queue)
@@ -277,9 +317,11 @@ class ModelReader:
         start_us: int,
         end_us: int,
         now_us: int,
+        occupancy_us: tuple[int, int] | None = None,
     ) -> None:
-        """The KPIS.md figures beyond the contract's, and targets with their status."""
-        busy_us, staffed_us = occupancy_parts_us(
+        """The KPIS.md figures beyond the contract's, and targets with their status;
+        ``occupancy_us``: (busy, staffed) when already summed."""
+        busy_us, staffed_us = occupancy_us or occupancy_parts_us(
             self.model.agents_of(queue), start_us, min(end_us, now_us), queue
         )
         kpis.update(catalogue_figures(parts.acc))
@@ -304,14 +346,17 @@ class ModelReader:
         start_us: int,
         end_us: int,
         threshold_s: int | None,
-    ) -> KpiObject:
-        """The centre: sums of the queues, each queue's in-threshold counts at its own T."""
+    ) -> Generator[None, None, KpiObject]:
+        """The centre: sums of the queues, each queue's in-threshold counts at its own T;
+        yields between blocks of agents (their occupancy is most of the total's time)."""
         defaults = self.centre.defaults
         acc = catalogue.centre_window(self.model, start_us, end_us)  # kb reads with no queue
         resolution = ResolutionCounts()
-        for _, queue_parts in parts:
+        for index, (_, queue_parts) in enumerate(parts, 1):
             acc.merge(queue_parts.acc)
             resolution.merge(queue_parts.resolution)
+            if index % QUEUES_PER_SLICE == 0:
+                yield
         queues = [kpis for kpis, _ in parts]
         a_t = sum(item["answered_in_threshold"] for item in queues)
         abandoned_t = sum(
@@ -338,9 +383,21 @@ class ModelReader:
             "longest_wait_s": max(waits) if waits else None,
             "agents": count_states(self.model.agents.values(), end_us, None),
         }
+        yield
         offered_15m = sum(queue_parts.offered_15m for _, queue_parts in parts)
         total_parts = WindowParts(acc, resolution, offered_15m)
-        self._add_catalogue(kpis, total_parts, None, defaults, start_us, end_us, self.now_us())
+        now_us = self.now_us()
+        agents = self.model.agents_of(None)
+        busy_us = staffed_us = 0
+        for first in range(0, len(agents), AGENTS_PER_SLICE):
+            busy, staffed = occupancy_parts_us(
+                agents[first : first + AGENTS_PER_SLICE], start_us, min(end_us, now_us)
+            )
+            busy_us, staffed_us = busy_us + busy, staffed_us + staffed
+            yield
+        self._add_catalogue(
+            kpis, total_parts, None, defaults, start_us, end_us, now_us, (busy_us, staffed_us)
+        )
         return kpis
 
 

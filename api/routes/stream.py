@@ -4,16 +4,17 @@ transitions (``alert`` events) as they happen."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.answers import second_us
+from api.answers import Answer, second_us
 from api.deps import ServicesDep, ThresholdQuery, WindowQuery, now_us, threshold_param
 from api.errors import INVALID
+from api.views import ModelReader
 from stream.kpi.windows import live_end_us
 
 router = APIRouter(prefix="/v1", tags=["stream"], responses=INVALID)
@@ -50,10 +51,15 @@ async def stream(
             alerts, seen_alert = _alerts_since(services, seen_alert, wanted)
             for transition in alerts:
                 yield _sse("alert", transition)
+            snapshot = None
             if model.version != seen_version:
-                seen_version = model.version
+                snapshot = _snapshot(services, window, wanted, threshold)
+            # The answer's own version counts: one of an earlier version (a refresh has not
+            # caught up yet, api/answers.py) is followed by the newer one at a later look.
+            if snapshot is not None and snapshot.version != seen_version:
+                seen_version = snapshot.version
                 idle_s = 0.0
-                yield _snapshot(services, window, wanted, threshold)
+                yield snapshot.body
             elif idle_s >= KEEPALIVE_S:
                 idle_s = 0.0
                 yield b": keepalive\n\n"
@@ -69,22 +75,27 @@ async def stream(
 
 def _snapshot(
     services: ServicesDep, window: str, wanted: set[str] | None, threshold_s: int | None
-) -> bytes:
-    """The ``kpis`` event, built once per version and second for every subscriber asking the
-    same (api/answers.py): a thousand wallboards cost one snapshot, not a thousand."""
-    second = second_us(now_us())
+) -> Answer:
+    """The ``kpis`` event as of this second, built once for every subscriber asking the same
+    (api/answers.py): a thousand wallboards cost one snapshot, not a thousand."""
 
-    def build() -> bytes:
-        snapshot = services.reader.at_second(second).centre_kpis(
-            window, live_end_us(second), threshold_s
-        )
+    def build(reader: ModelReader, second: int) -> Generator[None, None, bytes]:
+        snapshot = yield from reader.centre_kpis_slices(window, live_end_us(second), threshold_s)
         if wanted is not None:
             snapshot["queues"] = [q for q in snapshot["queues"] if q["queue"] in wanted]
+        yield
         return _sse("kpis", snapshot)
 
     question = (window, frozenset(wanted) if wanted is not None else None, threshold_s)
-    stamp = (services.model.version, second)
-    return services.answers.body("stream", question, stamp, build, STREAM_ANSWERS)
+    return services.answers.answer(
+        "stream",
+        question,
+        services.model.version,
+        second_us(now_us()),
+        lambda: services.reader,
+        build,
+        STREAM_ANSWERS,
+    )
 
 
 def _alerts_since(
