@@ -25,7 +25,7 @@ from api.alerts.delivery import (
     redacted,
 )
 from api.alerts.engine import AlertEngine, FigureSource, Transition
-from api.alerts.figures import ModelFigures
+from api.alerts.light import RuleFigures
 from api.alerts.publisher import AlertProducer
 from api.readmodel import ReadModel
 from api.views import ModelReader
@@ -36,13 +36,13 @@ log = logging.getLogger(__name__)
 
 RECENT_KEPT = 200
 DEBOUNCE_S = 0.2  # a burst of changelog records is one evaluation, not hundreds
-# Queues evaluated between two returns to the event loop. A round over 200 busy queues takes
-# about half a second of CPU: in one piece it held every request and the changelog feed that
-# long, several times a second. A queue takes a few ms; a request needs several turns of the
-# loop, each of which waits for one slice, so slices stay that small.
-EVALUATION_SLICE = 1
-# After a round, the loop rests at least this many times as long as the round took: alerts get
-# at most a third of the API's CPU however busy the view (a round every 0.2 s took most of it).
+# How long one slice of a round may hold the event loop before it lets requests and the
+# changelog feed run. A request needs several turns of the loop, each of which may wait for one
+# slice, so slices stay this small; a queue takes well under a millisecond (api.alerts.light),
+# so a round over 200 queues is a handful of slices, not 200 turns of the loop.
+SLICE_S = 0.002
+# After a round, the loop rests at least this many times as long as the round's slices held it:
+# alerts get at most a third of the API's CPU however busy the view or costly the rules.
 REST_PER_ROUND = 2.0
 
 
@@ -60,6 +60,8 @@ class AlertService:
         self.engine, self.source, self.model = engine, source, model
         self.notifier, self.producer = notifier, producer
         self.interval_s, self.now_us = interval_s, now_us
+        self.slice_s, self.timer = SLICE_S, time.perf_counter
+        self.round_busy_s = 0.0  # how long the last round held the event loop, slices summed
         self.recent: deque[Transition] = deque(maxlen=RECENT_KEPT)
         self.transitions_by_status: dict[str, int] = {}
         self._http: httpx.AsyncClient | None = None
@@ -72,7 +74,7 @@ class AlertService:
         producer = AlertProducer(settings)
         service = cls(
             engine,
-            ModelFigures(ModelReader(model, centre, settings.max_call_wait_s)),
+            RuleFigures(ModelReader(model, centre, settings.max_call_wait_s), engine.rules),
             model,
             producer=producer,
             interval_s=settings.alerts_eval_interval_s,
@@ -134,27 +136,35 @@ class AlertService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), self.interval_s)
             changed.clear()
-            started = time.monotonic()
+            self.round_busy_s = 0.0
             if ready():
                 try:
                     await self.evaluate_in_slices()
                 except Exception:  # a bug in one round must not end alerting for good
                     log.exception("alert evaluation failed")
-            await asyncio.sleep(rest_after(time.monotonic() - started))
+            await asyncio.sleep(rest_after(self.round_busy_s))
 
     def evaluate(self) -> list[Transition]:
         return self._record(self.engine.evaluate(self.source, self.now_us()))
 
     async def evaluate_in_slices(self) -> list[Transition]:
-        """As ``evaluate``, at one instant, ``EVALUATION_SLICE`` queues at a time; requests and
-        the feed run in between (each queue is read whole at one version of the view)."""
+        """As ``evaluate``, at one instant, in slices of about ``slice_s`` (whole queues, at least
+        one); requests and the feed run in between (each queue is read whole at one version of
+        the view). ``round_busy_s`` adds up the slices."""
         now_us = self.now_us()
         names = self.source.queue_names()
         transitions: list[Transition] = []
-        for start in range(0, len(names), EVALUATION_SLICE):
-            queues = names[start : start + EVALUATION_SLICE]
-            transitions += self._record(self.engine.evaluate(self.source, now_us, queues))
-            await asyncio.sleep(0)
+        self.round_busy_s = 0.0
+        began = self.timer()
+        try:
+            for queue in names:
+                transitions += self._record(self.engine.evaluate(self.source, now_us, (queue,)))
+                if self.timer() - began >= self.slice_s:
+                    self.round_busy_s += self.timer() - began
+                    await asyncio.sleep(0)
+                    began = self.timer()
+        finally:  # a round that failed half-way still counts for the rest after it
+            self.round_busy_s += self.timer() - began
         return transitions
 
     def _record(self, transitions: list[Transition]) -> list[Transition]:
@@ -182,7 +192,7 @@ class AlertService:
 
 
 def rest_after(round_s: float) -> float:
-    """How long to wait before the next round after one that took ``round_s``."""
+    """How long to wait before the next round after one that held the loop ``round_s``."""
     return max(DEBOUNCE_S, REST_PER_ROUND * round_s)
 
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.alerts.config import AlertConfig
 from api.alerts.engine import AlertEngine
-from api.alerts.figures import ModelFigures
+from api.alerts.light import RuleFigures
 from api.alerts.service import AlertService
 from api.main import create_app
 from api.services import Services
@@ -75,7 +75,7 @@ def services(clock: Clock) -> Services:
     config = AlertConfig()
     engine = AlertEngine(lambda queue: config.rules_for(queue, CENTRE.for_queue(queue).target))
     services.alerts = AlertService(
-        engine, ModelFigures(services.reader), services.model, now_us=clock
+        engine, RuleFigures(services.reader, engine.rules), services.model, now_us=clock
     )
     return services
 

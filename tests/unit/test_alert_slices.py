@@ -8,6 +8,8 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, cast
 
+import pytest
+
 from api.alerts import service as alert_service
 from api.alerts.engine import AlertEngine
 from api.alerts.service import AlertService
@@ -54,7 +56,9 @@ async def test_slices_send_what_one_piece_sends_in_the_same_order() -> None:
 
 async def test_other_tasks_run_between_slices() -> None:
     source = CountingSource()
-    queues(source, 4 * alert_service.EVALUATION_SLICE)
+    queues(source, 8)
+    service = service_over(source)
+    service.slice_s = 0.0  # every queue is a slice of its own
     seen: list[int] = []
 
     async def request() -> None:
@@ -64,12 +68,44 @@ async def test_other_tasks_run_between_slices() -> None:
 
     other = asyncio.ensure_future(request())
     await asyncio.sleep(0)
-    await service_over(source).evaluate_in_slices()
+    await service.evaluate_in_slices()
     other.cancel()
     # Reads at which the other task ran mid-way: one evaluation did not hold the loop whole.
     assert [n for n in seen if 0 < n < source.reads]
     steps = [b - a for a, b in itertools.pairwise(seen)]
-    assert max(steps) <= alert_service.EVALUATION_SLICE
+    assert max(steps) <= 1
+
+
+class Ticking:
+    """A clock that moves on only when a queue's figures are read: each read takes ``step_s``."""
+
+    def __init__(self, source: CountingSource, step_s: float) -> None:
+        self.source, self.step_s = source, step_s
+
+    def __call__(self) -> float:
+        return self.source.reads * self.step_s
+
+
+async def test_a_slice_holds_the_queues_that_fit_in_its_time_and_the_round_adds_them_up() -> None:
+    source = CountingSource()
+    queues(source, 10)
+    service = service_over(source)
+    service.timer = Ticking(source, 0.0005)
+    service.slice_s = 0.002  # four reads
+    seen: list[int] = []
+
+    async def request() -> None:
+        while True:
+            seen.append(source.reads)
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(request())
+    await asyncio.sleep(0)
+    await service.evaluate_in_slices()
+    other.cancel()
+    assert sorted(set(seen)) == [0, 4, 8]  # slices of 4, 4 and the last 2
+    assert service.round_busy_s == pytest.approx(10 * 0.0005)
+    assert alert_service.rest_after(service.round_busy_s) == alert_service.DEBOUNCE_S
 
 
 def test_alerts_take_at_most_a_third_of_the_loop() -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from api.alerts.config import AlertConfig
 from api.alerts.engine import AlertEngine
-from api.alerts.figures import ModelFigures
+from api.alerts.light import RuleFigures
 from api.alerts.service import AlertService
 from api.readmodel import ReadModel
 from api.views import ModelReader
@@ -170,7 +170,7 @@ def test_understaffing_fires_alerts_and_restaffing_resolves_them() -> None:
 
     def service_for(model: ReadModel) -> AlertService:
         engine = AlertEngine(lambda queue: config.rules_for(queue, centre.for_queue(queue).target))
-        figures = ModelFigures(ModelReader(model, centre))
+        figures = RuleFigures(ModelReader(model, centre), engine.rules)
         return AlertService(engine, figures, model, now_us=lambda: simulation.now_us)
 
     pipeline = Pipeline(simulation, service_for)
