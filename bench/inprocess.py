@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -29,11 +29,11 @@ import orjson
 
 from bench.events import Traffic, event_chunks
 from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
-from stream.changelog import ChangelogRecord, RunWrites
+from stream.changelog import ChangelogRecord, RunWrites, encode
 from stream.ingress import FORWARD_CHUNK, KeyPartitions, validate_batch
 from stream.kpi.config import CentreConfig
 from stream.processor import Message, MessageProcessor, Retention
-from stream.records import routing_key
+from stream.records import SEP, routing_key
 from stream.validation import EventValidator
 from stream.worker import GC_THRESHOLDS, now_us
 
@@ -47,14 +47,37 @@ Routed = list[tuple[int, int, list[Event]]]  # (partition, offset, events)
 
 @dataclass(slots=True)
 class ChangelogCount:
-    """The changelog records stage two's runs produced, and their bytes (keys and values)."""
+    """The changelog records stage two's runs produced, and their bytes (keys and values),
+    in all and per record family (``stream.records``)."""
 
+    per_family: bool = False  # off while timed: the split costs more than the sum
     writes: int = 0
     written_bytes: int = 0
+    families: dict[str, list[int]] = field(default_factory=dict)  # family -> [writes, bytes]
 
     def add(self, records: list[ChangelogRecord]) -> None:
         self.writes += len(records)
-        self.written_bytes += sum(len(k) + len(v or b"") for k, v in records)
+        if not self.per_family:
+            self.written_bytes += sum(len(k) + len(v or b"") for k, v in records)
+            return
+        for record_key, value in records:
+            size = len(record_key) + len(value or b"")
+            self.written_bytes += size
+            # A key is a JSON string: '"family\u001f...'.
+            family = record_key[1 : record_key.find(_ENCODED_SEP)].decode()
+            counts = self.families.setdefault(family, [0, 0])
+            counts[0] += 1
+            counts[1] += size
+
+    def by_family(self, events: int) -> str:
+        ranked = sorted(self.families.items(), key=lambda item: -item[1][1])
+        return ", ".join(
+            f"{family} {writes / events:.3f} writes {size / events:.1f} B"
+            for family, (writes, size) in ranked
+        )
+
+
+_ENCODED_SEP = encode(SEP)[1:-1]
 
 
 GC_MODES = ("default gc", "worker gc", "no gc")
@@ -126,10 +149,12 @@ def routed(raw: list[bytes], validator: EventValidator, step: int, per_key: int 
     return messages
 
 
-def run_stage_two(messages: Routed, batch_messages: int, at_us: int) -> ChangelogCount:
+def run_stage_two(
+    messages: Routed, batch_messages: int, at_us: int, per_family: bool = False
+) -> ChangelogCount:
     processor = MessageProcessor(CentreConfig(), Retention())
     data: dict[str, Any] = {}
-    count = ChangelogCount()
+    count = ChangelogCount(per_family)
     for start in range(0, len(messages), batch_messages):
         by_partition: dict[int, list[Message]] = {}
         for partition, offset, events in messages[start : start + batch_messages]:
@@ -175,12 +200,13 @@ def main(argv: list[str]) -> None:
     for name, (messages, batch) in feeds.items():
         run = partial(run_stage_two, messages, batch, at_us)
         figures = cpu_us_per_event(run, events, repeats)
-        store = run()
+        store = run(per_family=True)
         print(
             f"stage 2, {name} ({events / len(messages):.1f} events each): {show(figures)}; "
             f"{store.writes / events:.2f} writes and "
             f"{store.written_bytes / events:.0f} changelog bytes per event"
         )
+    print(f"  per event, by record family (the last feed): {store.by_family(events)}")
 
 
 if __name__ == "__main__":

@@ -20,18 +20,27 @@ anywhere in its writes, replayed in any batches, gives the same records (a fence
 ``o`` says the record holds every message up to ``o`` of its partition).
 
 Stored objects are never mutated in place: the local store holds the very objects written, so
-a value handed to the store must not change afterwards.
+a value handed to the store must not change afterwards. A record an earlier message of the
+same batch wrote is not in the store yet: later messages change that one in place (its top
+level only; nested values may be shared with stored ones and are replaced), which gives the
+value copying it would, without the copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from stream import records
 from stream.changes import CentreChanges, MessageOutcome, QueueChanges, RoutingTotals
 from stream.expiry import Record, RecordStore, Retention, expire_partition
-from stream.kpi.accumulator import KpiAccumulator, merged_json, merged_sparse_json
+from stream.kpi.accumulator import (
+    KpiAccumulator,
+    merge_json_into,
+    merge_sparse_into,
+    merged_json,
+    merged_sparse_json,
+)
 from stream.kpi.agents import AgentRecord, apply_agent_event, new_agent_record, prune_changes
 from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
@@ -53,8 +62,6 @@ __all__ = [
 Event = dict[str, Any]
 # One routed message: its offset and its events.
 Message = tuple[int, Iterable[Event]]
-# Worker-only families that say which events counted: written after every aggregate.
-_STATE_PREFIXES = tuple(f"{family}{SEP}" for family in (records.CALL, records.TICKET, records.SEEN))
 
 
 class MessageProcessor:
@@ -106,32 +113,37 @@ class MessageProcessor:
         expire_partition(store, partition, offset, now_us, self.retention)
 
 
-class _Records(Protocol):
-    def get(self, key: str) -> Record | None: ...
-
-    def __setitem__(self, key: str, value: Record) -> None: ...
-
-
 class _HeldWrites:
     """A batch's writes, read back by its later messages, then written to the store once
-    each: aggregates first, then states and dedupe marks (rule 2 for the whole batch)."""
+    each: aggregates first, then states and dedupe marks (rule 2 for the whole batch).
+
+    Callers say which of the two a record is (``state``/``set_state`` for the call, ticket
+    and seen families, ``aggregate``/``set_aggregate`` for the rest): every key's family is
+    fixed where it is built, so no key is looked at twice."""
+
+    __slots__ = ("agent_ids", "aggregates", "states", "store")
 
     def __init__(self, store: RecordStore) -> None:
         self.store = store
         self.aggregates: dict[str, Record] = {}
         self.states: dict[str, Record] = {}
+        # Per agent, the record this batch last wrote and the event ids in its history, so
+        # the batch's next message with that agent does not rebuild the set from the record.
+        self.agent_ids: dict[str, tuple[Record, set[str]]] = {}
 
-    def get(self, key: str) -> Record | None:
-        value = (
-            self.states.get(key) if key.startswith(_STATE_PREFIXES) else self.aggregates.get(key)
-        )
+    def aggregate(self, key: str) -> Record | None:
+        value = self.aggregates.get(key)
         return value if value is not None else self.store.get(key)
 
-    def __setitem__(self, key: str, value: Record) -> None:
-        if key.startswith(_STATE_PREFIXES):
-            self.states[key] = value
-        else:
-            self.aggregates[key] = value
+    def set_aggregate(self, key: str, value: Record) -> None:
+        self.aggregates[key] = value
+
+    def state(self, key: str) -> Record | None:
+        value = self.states.get(key)
+        return value if value is not None else self.store.get(key)
+
+    def set_state(self, key: str, value: Record) -> None:
+        self.states[key] = value
 
     def write_through(self) -> None:
         store = self.store
@@ -146,7 +158,7 @@ class _MessageWork:
 
     def __init__(
         self,
-        store: _Records,
+        store: _HeldWrites,
         centre: CentreConfig,
         offset: int,
         partition: int,
@@ -169,7 +181,9 @@ class _MessageWork:
 
     def apply(self, event: Event) -> None:
         kind: str = event["type"]
-        routing_key = records.routing_key(event)
+        queue = event.get("queue")
+        # records.routing_key(), its usual case inlined
+        routing_key = f"q:{queue}" if isinstance(queue, str) else records.routing_key(event)
         routing = self.totals.get(routing_key)
         if routing is None:
             routing = self.totals[routing_key] = RoutingTotals()
@@ -190,7 +204,7 @@ class _MessageWork:
         call_key = f"{records.CALL}{SEP}{queue}{SEP}{event['call_id']}"  # key(), inlined
         state = self.calls.get(call_key)
         if state is None:
-            stored = self.store.get(call_key)
+            stored = self.store.state(call_key)
             state = _copy_state(stored) if stored else new_call_state(event["call_id"])
             self.calls[call_key] = state
         counted = apply_call_event(state, event, self._queue(queue), self.centre.for_queue(queue))
@@ -200,10 +214,10 @@ class _MessageWork:
 
     def _apply_ticket(self, event: Event) -> bool:
         queue: str = event["queue"]
-        ticket_key = key(records.TICKET, queue, event["ticket_id"])
+        ticket_key = f"{records.TICKET}{SEP}{queue}{SEP}{event['ticket_id']}"  # key(), inlined
         state = self.tickets.get(ticket_key)
         if state is None:
-            stored = self.store.get(ticket_key)
+            stored = self.store.state(ticket_key)
             state = _copy_state(stored) if stored else new_ticket_state(event["ticket_id"])
             self.tickets[ticket_key] = state
         counted = apply_ticket_event(state, event, self._queue(queue))
@@ -216,7 +230,7 @@ class _MessageWork:
         if kind == "agent.state":
             return self._apply_agent(event)
         seen_key = f"{records.SEEN}{SEP}{event['event_id']}"  # key(), inlined
-        if seen_key in self.seen or self.store.get(seen_key) is not None:
+        if seen_key in self.seen or self.store.state(seen_key) is not None:
             return False
         self.seen[seen_key] = True
         if kind == "survey.response":
@@ -278,13 +292,26 @@ class _MessageWork:
     def _agent(self, agent_id: str) -> AgentRecord:
         record = self.agents.get(agent_id)
         if record is None:
-            stored = self.store.get(key(records.AGENT, agent_id))
-            record = new_agent_record(agent_id)
-            if stored is not None:
-                record["changes"] = list(stored["changes"])
-                record[OFFSET_FIELD] = stored.get(OFFSET_FIELD, -1)
+            record_key = f"{records.AGENT}{SEP}{agent_id}"  # key(), inlined
+            held = self._held(record_key)
+            if held is not None:
+                # An earlier message of this batch wrote it: changed in place (the copy below
+                # would have the same keys in the same order), not copied whole again.
+                stored: AgentRecord | None = held
+                record = held
+            else:
+                stored = self.store.aggregate(record_key)
+                record = new_agent_record(agent_id)
+                if stored is not None:
+                    record["changes"] = list(stored["changes"])
+                    record[OFFSET_FIELD] = stored.get(OFFSET_FIELD, -1)
             self.agents[agent_id] = record
-            self.agent_ids[agent_id] = {change[1] for change in record["changes"]}
+            # Taken out of the batch's cache: it goes back only with the record written.
+            cached = self.store.agent_ids.pop(agent_id, None)
+            if stored is not None and cached is not None and cached[0] is stored:
+                self.agent_ids[agent_id] = cached[1]
+            else:
+                self.agent_ids[agent_id] = {change[1] for change in record["changes"]}
         return record
 
     # -- writing ---------------------------------------------------------------------------
@@ -299,12 +326,12 @@ class _MessageWork:
         for state_key, state in (*self.calls.items(), *self.tickets.items()):
             state["at"] = self.now_us
             state[PARTITION_FIELD] = self.partition
-            self.store[state_key] = state
+            self.store.set_state(state_key, state)
         for seen_key in self.seen:
-            self.store[seen_key] = {"at": self.now_us, PARTITION_FIELD: self.partition}
+            self.store.set_state(seen_key, {"at": self.now_us, PARTITION_FIELD: self.partition})
 
     def _unfenced(self, record_key: str) -> tuple[bool, Record | None]:
-        stored = self.store.get(record_key)
+        stored = self.store.aggregate(record_key)
         fenced = stored is not None and stored.get(OFFSET_FIELD, -1) >= self.offset
         return not fenced, stored
 
@@ -313,20 +340,34 @@ class _MessageWork:
         value[PARTITION_FIELD] = self.partition
         return value
 
+    def _held(self, record_key: str) -> Record | None:
+        """The record if an earlier message of this batch wrote it: not in the store yet and
+        held by nothing else, so this message may change it in place (same keys, same order:
+        the value the copying path would write)."""
+        held = self.store.aggregates.get(record_key)
+        return held if held is not None and held[OFFSET_FIELD] < self.offset else None
+
     def _merge_acc(self, record_key: str, delta: KpiAccumulator) -> None:
+        held = self._held(record_key)
+        if held is not None and merge_sparse_into(held["acc"], delta):
+            held[OFFSET_FIELD] = self.offset
+            return
         writable, stored = self._unfenced(record_key)
         if not writable:
             return
         acc = merged_sparse_json(stored["acc"] if stored else None, delta)
-        self.store[record_key] = self._stamp({"acc": acc})
+        self.store.set_aggregate(record_key, self._stamp({"acc": acc}))
 
     def _flush_queue(self, queue: str, changes: QueueChanges) -> None:
+        # Keys as key() builds them (an int part formats the same), inlined: one per write.
         for bucket, delta in changes.queue_deltas.items():
-            self._merge_acc(key(records.BUCKET, queue, bucket), delta)
+            self._merge_acc(f"{records.BUCKET}{SEP}{queue}{SEP}{bucket}", delta)
         for (agent_id, bucket), delta in changes.agent_deltas.items():
-            self._merge_acc(key(records.AGENT_BUCKET, queue, agent_id, bucket), delta)
+            self._merge_acc(
+                f"{records.AGENT_BUCKET}{SEP}{queue}{SEP}{agent_id}{SEP}{bucket}", delta
+            )
         for bucket, facts in changes.facts.items():
-            self._merge_facts(key(records.CONTACTS, queue, bucket), facts)
+            self._merge_facts(f"{records.CONTACTS}{SEP}{queue}{SEP}{bucket}", facts)
         for boundary, crossing in changes.boundaries.items():
             self._merge_boundary(key(records.BOUNDARY, queue, boundary), crossing)
         if changes.live_ops:
@@ -340,12 +381,17 @@ class _MessageWork:
         self._merge_acc(key(records.CENTRE_TOTALS, self.partition), self.centre_changes.all_time)
 
     def _merge_facts(self, record_key: str, facts: ContactFacts) -> None:
+        held = self._held(record_key)
+        if held is not None:
+            facts.merge_into_json(held)
+            held[OFFSET_FIELD] = self.offset
+            return
         writable, stored = self._unfenced(record_key)
         if not writable:
             return
         merged = ContactFacts.from_json(stored) if stored else ContactFacts()
         merged.merge(facts)
-        self.store[record_key] = self._stamp(merged.to_json())
+        self.store.set_aggregate(record_key, self._stamp(merged.to_json()))
 
     def _merge_boundary(self, record_key: str, crossing: BoundaryWaiting) -> None:
         writable, stored = self._unfenced(record_key)
@@ -353,7 +399,7 @@ class _MessageWork:
             return
         merged = BoundaryWaiting.from_json(stored) if stored else BoundaryWaiting()
         merged.merge(crossing)
-        self.store[record_key] = self._stamp(dict(merged.to_json()))
+        self.store.set_aggregate(record_key, self._stamp(dict(merged.to_json())))
 
     def _update_live(self, record_key: str, ops: list[tuple[str, int | None]]) -> None:
         writable, stored = self._unfenced(record_key)
@@ -365,11 +411,15 @@ class _MessageWork:
                 calls.pop(call_id, None)
             else:
                 calls[call_id] = offered_us
-        self.store[record_key] = self._stamp({"calls": calls})
+        self.store.set_aggregate(record_key, self._stamp({"calls": calls}))
 
     def _flush_totals(self) -> None:
         for routing, totals in self.totals.items():
-            record_key = key(records.TOTALS, routing)
+            record_key = f"{records.TOTALS}{SEP}{routing}"  # key(), inlined
+            held = self._held(record_key)
+            if held is not None:
+                self._add_totals(held, routing, totals)
+                continue
             writable, stored = self._unfenced(record_key)
             if not writable:
                 continue
@@ -385,15 +435,30 @@ class _MessageWork:
                 events[kind] = events.get(kind, 0) + count
             value["events"] = events
             value["duplicates"] = (stored["duplicates"] if stored else 0) + totals.duplicates
-            self.store[record_key] = self._stamp(value)
+            self.store.set_aggregate(record_key, self._stamp(value))
+
+    def _add_totals(self, held: Record, routing: str, totals: RoutingTotals) -> None:
+        """``_flush_totals`` on a record this batch holds, in place."""
+        if routing.startswith("q:"):
+            changes = self.queues.get(routing[2:])
+            if changes is not None:
+                merge_json_into(held["acc"], changes.queue_deltas.values())
+        events: dict[str, int] = held["events"]
+        for kind, count in totals.events.items():
+            events[kind] = events.get(kind, 0) + count
+        held["duplicates"] += totals.duplicates
+        held[OFFSET_FIELD] = self.offset
 
     def _flush_agents(self) -> None:
         horizon_us = self.now_us - int(self.retention.buckets_s * US_PER_S)
         for agent_id, record in self.agents.items():
             if record.get(OFFSET_FIELD, -1) >= self.offset:
                 continue
-            prune_changes(record, horizon_us)
-            self.store[key(records.AGENT, agent_id)] = self._stamp(record)
+            ids = self.agent_ids[agent_id]
+            if prune_changes(record, horizon_us):
+                ids = {change[1] for change in record["changes"]}
+            self.store.set_aggregate(f"{records.AGENT}{SEP}{agent_id}", self._stamp(record))
+            self.store.agent_ids[agent_id] = (record, ids)
 
 
 def _copy_state(stored: dict[str, Any]) -> dict[str, Any]:

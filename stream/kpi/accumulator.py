@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
+from itertools import compress
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from stream.kpi import histogram
@@ -198,9 +199,11 @@ class KpiAccumulator:
             self.first_contact_resolutions += 1
 
     def merge(self, other: KpiAccumulator) -> None:
-        for name, value in zip(_SCALARS, _scalars_of(other), strict=True):
-            if value:  # adding 0 changes nothing (no sum is ever -0.0: they start at 0.0)
-                setattr(self, name, getattr(self, name) + value)
+        scalars = _scalars_of(other)
+        # Only the fields that are not 0: adding 0 changes nothing (no sum is ever -0.0: they
+        # start at 0.0); ``compress`` picks them without a Python-level test per field.
+        for name, value in compress(zip(_SCALARS, scalars, strict=True), scalars):
+            setattr(self, name, getattr(self, name) + value)
         self.answered_waits.merge(other.answered_waits)
         self.abandoned_waits.merge(other.abandoned_waits)
         for name in _KEYED:
@@ -273,11 +276,19 @@ def _stored_json(acc: KpiAccumulator) -> dict[str, Any]:
     return data
 
 
+def merge_json_into(data: dict[str, Any], deltas: Iterable[KpiAccumulator]) -> None:
+    """``merged_json(data, deltas)`` made in ``data`` itself, which must be a value
+    ``merged_json`` returned and nothing else holds (nested values are replaced, never
+    changed: they may be shared)."""
+    _merge_deltas(data, deltas)
+
+
 def _merge_deltas(data: dict[str, Any], deltas: Iterable[KpiAccumulator]) -> dict[str, Any]:
     for delta in deltas:
-        for name, value in zip(_SCALARS, _scalars_of(delta), strict=True):
-            if value:  # adding 0 (or 0.0 to a sum that can never be -0.0) changes nothing
-                data[name] = data[name] + value
+        scalars = _scalars_of(delta)
+        # Adding 0 (or 0.0 to a sum that can never be -0.0) changes nothing: non-zero only.
+        for name, value in compress(zip(_SCALARS, scalars, strict=True), scalars):
+            data[name] = data[name] + value
         if delta.answered_waits.count:
             data["answered_waits"] = _merged_waits(data["answered_waits"], delta.answered_waits)
         if delta.abandoned_waits.count:
@@ -321,7 +332,7 @@ def sparse_json(data: Mapping[str, Any]) -> dict[str, Any]:
             if value:
                 sparse[name] = value
         elif name in _WAIT_NAMES:
-            if value["n"] or value["hist"] or value["max"] is not None or value["sum"]:
+            if _has_waits(value):
                 sparse[name] = value
         elif value or name not in _KEYED:
             sparse[name] = value
@@ -332,15 +343,73 @@ def merged_sparse_json(stored: Mapping[str, Any] | None, delta: KpiAccumulator) 
     """``sparse_json(merged_json(stored, (delta,)))``: what the worker stores for a minute.
 
     A minute's first write (nothing stored) is the delta's own sparse form, built straight
-    from it: the same fields in the same order, without the full form's 37 entries first."""
+    from it: the same fields in the same order, without the full form's 37 entries first.
+    A sparse stored value (what the worker writes) is merged as it is, the fields it gains
+    appended in the order the full form would have put them; anything else (an older full
+    record, a sum that comes back to 0) takes the long way."""
     if stored is None:
         return _sparse_of(delta)
-    return sparse_json(merged_json(stored, (delta,)))
+    merged = _merged_sparse(stored, delta)
+    return merged if merged is not None else sparse_json(merged_json(stored, (delta,)))
+
+
+def _merged_sparse(stored: Mapping[str, Any], delta: KpiAccumulator) -> dict[str, Any] | None:
+    """``merged_sparse_json`` of a sparse ``stored``; None when ``stored`` is not sparse or
+    the merge leaves a zero (``sparse_json`` would drop it from its place)."""
+    held = stored.values()
+    if 0 in held or None in held or {} in held:  # 0 is also 0.0 and False
+        return None
+    for name in _WAIT_NAMES:
+        waits = stored.get(name)
+        if waits is not None and not _has_waits(waits):
+            return None
+    data = dict(stored)
+    return data if merge_sparse_into(data, delta) else None
+
+
+def merge_sparse_into(data: dict[str, Any], delta: KpiAccumulator) -> bool:
+    """``merged_sparse_json(data, delta)`` made in ``data`` itself, which must be a sparse
+    value (``merged_sparse_json``'s) that nothing else holds: its nested values are replaced,
+    never changed, so they may be shared. False, ``data`` unchanged, when the merge would
+    leave a zero (``sparse_json`` would drop it from its place: ``merged_sparse_json`` then).
+
+    A field ``data`` lacks is appended: after the others, scalars in ``_SCALARS`` order, then
+    keyed sums, then waits, as ``_complete`` appends them before ``sparse_json``."""
+    scalars = _scalars_of(delta)
+    totals = [
+        (name, data.get(name, _ABSENT[name]) + value)
+        for name, value in compress(zip(_SCALARS, scalars, strict=True), scalars)
+    ]
+    if not all(map(itemgetter(1), totals)):
+        return False
+    data.update(totals)
+    for name in _KEYED:
+        added: dict[str, list[float]] = getattr(delta, name)
+        if added:
+            keyed = dict(data.get(name) or {})
+            for key, keyed_values in added.items():
+                _add_keyed(keyed, key, keyed_values)
+            data[name] = keyed
+    if delta.answered_waits.count:
+        data["answered_waits"] = _merged_waits(
+            data.get("answered_waits", _NO_WAITS), delta.answered_waits
+        )
+    if delta.abandoned_waits.count:
+        data["abandoned_waits"] = _merged_waits(
+            data.get("abandoned_waits", _NO_WAITS), delta.abandoned_waits
+        )
+    return True
+
+
+def _has_waits(waits: Mapping[str, Any]) -> bool:
+    """What ``sparse_json`` keeps of a waits value."""
+    return bool(waits["n"] or waits["hist"] or waits["max"] is not None or waits["sum"])
 
 
 def _sparse_of(acc: KpiAccumulator) -> dict[str, Any]:
     """``sparse_json(_stored_json(acc))``: non-zero scalars, waits it has, keyed sums it has."""
-    sparse = {name: value for name, value in zip(_SCALARS, _scalars_of(acc), strict=True) if value}
+    scalars = _scalars_of(acc)
+    sparse = dict(compress(zip(_SCALARS, scalars, strict=True), scalars))
     for name in ("answered_waits", "abandoned_waits"):
         waits: WaitStats = getattr(acc, name)
         if waits.count:

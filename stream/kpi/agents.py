@@ -31,6 +31,9 @@ def apply_agent_event(record: AgentRecord, event: dict[str, Any]) -> bool:
         list(event.get("queues") or []),
     ]
     changes: list[Transition] = record["changes"]
+    if not changes or changes[-1][:2] < change[:2]:
+        changes.append(change)  # the latest change (the usual case): no search
+        return True
     index = bisect.bisect_left(changes, change[:2], key=lambda c: c[:2])
     if index < len(changes) and changes[index][:2] == change[:2]:
         return False
@@ -48,12 +51,17 @@ def state_at(record: AgentRecord, at_us: int) -> tuple[str, list[str]] | None:
     return state, queues
 
 
-def prune_changes(record: AgentRecord, horizon_us: int) -> None:
-    """Drop changes older than the horizon, keeping the one in force at the horizon."""
+def prune_changes(record: AgentRecord, horizon_us: int) -> int:
+    """Drop changes older than the horizon, keeping the one in force at the horizon; how many
+    were dropped."""
     changes: list[Transition] = record["changes"]
+    if not changes or changes[0][0] >= horizon_us:
+        return 0  # nothing older than the horizon (the usual case): no search
     index = bisect.bisect_left(changes, horizon_us, key=lambda c: c[0])
     if index > 1:
         del changes[: index - 1]
+        return index - 1
+    return 0
 
 
 def count_states(records: Iterable[AgentRecord], at_us: int, queue: str | None) -> dict[str, int]:

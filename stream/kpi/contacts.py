@@ -48,6 +48,22 @@ class ContactFacts:
             "res": {c: list(v) for c, v in self.resolved.items()},
         }
 
+    def merge_into_json(self, data: dict[str, Any]) -> None:
+        """``from_json(data)``, ``merge(self)`` and ``to_json`` made in ``data`` itself, which
+        must be a value ``to_json`` returned that nothing else holds (a record a batch is
+        still writing): the same keys in the same order, no copy of what it holds."""
+        offered: dict[str, list[Any]] = data["off"]
+        for call_id, offer in self.offered.items():
+            if call_id not in offered:
+                offered[call_id] = list(offer)
+        answered: dict[str, int] = data["ans"]
+        for call_id, answered_us in self.answered.items():
+            answered.setdefault(call_id, answered_us)
+        resolved: dict[str, list[Any]] = data["res"]
+        for call_id, resolution in self.resolved.items():
+            if call_id not in resolved:
+                resolved[call_id] = list(resolution)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ContactFacts:
         return cls(

@@ -17,6 +17,8 @@ from stream.kpi.accumulator import (
     SERVQUAL_DIMENSIONS,
     KpiAccumulator,
     WaitStats,
+    merge_json_into,
+    merge_sparse_into,
     merged,
     merged_json,
     merged_sparse_json,
@@ -115,3 +117,64 @@ def test_records_without_waits_share_one_empty_value_that_nothing_changes() -> N
     merged_json(first, [queue_minute])  # a wait arrives: a new value, the shared one untouched
     assert first["answered_waits"] == WaitStats().to_json()
     assert merged_json(first, [queue_minute])["answered_waits"]["n"] == 1
+
+
+def _stored_shapes(rng: random.Random) -> list[dict[str, Any]]:
+    """Stored values of every shape a record may have: sparse (what the worker writes), the
+    full form of older records, fields at 0 or absent, empty waits and keyed sums."""
+    full = merged([random_delta(rng) for _ in range(4)]).to_json()
+    sparse = sparse_json(full)
+    with_zeros = {**sparse, "offered": 0, "talk_s_sum": 0.0}
+    with_empty = {**sparse, "servqual": {}, "abandoned_waits": WaitStats().to_json()}
+    without_catalogue = {k: v for k, v in full.items() if k not in ("servqual", "kb_reads")}
+    return [full, sparse, with_zeros, with_empty, without_catalogue, {}, {"offered": 2}]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_merged_sparse_json_of_any_stored_shape_is_the_long_way(seed: int) -> None:
+    rng = random.Random(seed)
+    for stored in _stored_shapes(rng):
+        for _ in range(4):
+            delta = random_delta(rng)
+            before = copy.deepcopy(stored)
+            expected = sparse_json(merged_json(stored, (delta,)))
+            assert orjson.dumps(merged_sparse_json(stored, delta)) == orjson.dumps(expected)
+            assert stored == before
+
+
+def test_a_sum_that_comes_back_to_zero_leaves_the_record_as_the_long_way_does() -> None:
+    stored = {"offered": 1, "talk_s_sum": 2.5}
+    delta = KpiAccumulator(offered=-1, talk_s_sum=-2.5, answered=1)  # not a real delta: a check
+    expected = sparse_json(merged_json(stored, (delta,)))
+    assert merged_sparse_json(stored, delta) == expected == {"answered": 1}
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_merging_in_place_gives_the_value_a_copy_would(seed: int) -> None:
+    """What the processor does to a record an earlier message of the same batch wrote."""
+    rng = random.Random(seed)
+    sparse: dict[str, Any] = merged_sparse_json(None, random_delta(rng))
+    full: dict[str, Any] = merged_json(None, [random_delta(rng)])
+    for _ in range(8):
+        delta = random_delta(rng)
+        expected_sparse = merged_sparse_json(sparse, delta)
+        nested = copy.deepcopy(sparse)
+        in_place = dict(sparse)  # the top level is the processor's own; nested values shared
+        assert merge_sparse_into(in_place, delta)
+        assert orjson.dumps(in_place) == orjson.dumps(expected_sparse)
+        assert sparse == nested  # shared nested values were replaced, never changed
+        sparse = in_place
+        deltas = [random_delta(rng) for _ in range(rng.randint(0, 3))]
+        expected_full = merged_json(full, deltas)
+        nested = copy.deepcopy(full)
+        in_place = dict(full)
+        merge_json_into(in_place, deltas)
+        assert orjson.dumps(in_place) == orjson.dumps(expected_full)
+        assert full == nested
+        full = in_place
+
+
+def test_merging_in_place_refuses_a_zero_and_changes_nothing() -> None:
+    data = {"offered": 1, "talk_s_sum": 2.5}
+    assert not merge_sparse_into(data, KpiAccumulator(answered=1, talk_s_sum=-2.5))
+    assert data == {"offered": 1, "talk_s_sum": 2.5}

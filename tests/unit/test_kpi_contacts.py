@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from stream.kpi.contacts import CallerIndex, ContactFacts, ResolutionCounts, count_resolutions
@@ -154,3 +155,21 @@ def test_contact_facts_merge_keeps_the_first_value_and_round_trips() -> None:
     assert a.offered == {"c1": [T0, "p1"], "c2": [T0 + H, "p2"]}
     assert ContactFacts.from_json(a.to_json()) == a
     assert not ContactFacts() and a
+
+
+def test_merging_into_a_written_value_gives_what_decode_merge_encode_gives() -> None:
+    """What the worker does to a minute an earlier message of the same batch wrote."""
+    first = ContactFacts({"c1": [10, "ph1:a"]}, {"c1": 12}, {})
+    later = ContactFacts(
+        {"c1": [99, "ph1:z"], "c2": [20, "ph1:b"]}, {"c2": 25, "c1": 99}, {"c1": [30, True, None]}
+    )
+    written = first.to_json()
+    shared = written["off"]["c1"]
+    expected = ContactFacts.from_json(written)
+    expected.merge(later)
+    later.merge_into_json(written)
+    assert orjson.dumps(written) == orjson.dumps(expected.to_json())  # same keys, same order
+    assert written["off"]["c1"] is shared  # the first value stays, not copied
+    later.offered["c2"].append("changed")  # the written value holds copies of the delta's
+    later.resolved["c1"][1] = False
+    assert written["off"]["c2"] == [20, "ph1:b"] and written["res"]["c1"] == [30, True, None]

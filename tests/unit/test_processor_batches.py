@@ -14,10 +14,12 @@ import pytest
 
 from stream.kpi.config import CentreConfig
 from stream.processor import MessageProcessor, Retention
+from stream.records import key
 from tests.unit.test_processor import (
     Event,
     LoggingStore,
     Store,
+    ev,
     generated_messages,
     read_model,
     s,
@@ -121,3 +123,50 @@ def test_a_crash_anywhere_in_a_batch_then_other_batches_give_the_same_read_model
                     _batch(crashed, [messages[o] for o in offsets], offsets[0])
                 assert read_model(crashed, duplicates=False) == expected, (cut, prefix)
         before = copy.deepcopy(dict(logged))
+
+
+def _agent_messages() -> list[list[Event]]:
+    """One agent in every message: new changes, a change resent in a later message, one out
+    of time order, and two older than a day (the first pruned when the horizon passes it,
+    then sent again: no longer in the history, it is new again)."""
+
+    def state(event_id: str, at_s: float, name: str) -> Event:
+        return ev("agent.state", event_id, s(at_s), agent_id="a1", state=name, queues=["sales"])
+
+    return [
+        [state("old", -95_000, "paused"), state("g0", -90_000, "available")],
+        [state("g1", 10, "on_call"), state("g2", 20, "acw"), state("g1", 10, "on_call")],
+        [state("g3", 15, "paused"), state("old", -95_000, "paused")],
+        [state("g2", 20, "acw"), state("g4", 40, "available")],
+        [state("g5", 50, "on_call"), state("g3", 15, "paused")],
+    ]
+
+
+@pytest.mark.parametrize("horizon_s", [None, 86_400])
+@pytest.mark.parametrize("sizes", [(5,), (2, 3), (1, 4)])
+def test_an_agent_in_every_message_of_a_batch_keeps_its_history_and_duplicates(
+    sizes: tuple[int], horizon_s: int | None
+) -> None:
+    """The batch keeps each agent's event ids from one message to the next (not rebuilt from
+    the record): duplicates, pruning and a replay over the fence must not tell."""
+    messages = _agent_messages()
+    retention = KEEP_ALL if horizon_s is None else Retention(buckets_s=horizon_s)
+    now_us = _now(messages)
+    one_by_one: Store = {}
+    processor = MessageProcessor(CentreConfig(), retention)
+    for offset, message in enumerate(messages):
+        processor.process(
+            one_by_one, copy.deepcopy(message), offset=offset, partition=0, now_us=now_us
+        )
+    # g1, g2, g3 resent; "old" too while the history keeps it
+    assert one_by_one[key("t", "a:a1")]["duplicates"] == (4 if horizon_s is None else 3)
+    for replay_from in (None, 1):
+        batched: Store = {}
+        processor = MessageProcessor(CentreConfig(), retention)
+        if replay_from is not None:  # the first messages written, then all redelivered
+            batch = [(o, copy.deepcopy(messages[o])) for o in range(replay_from + 1)]
+            processor.process_batch(batched, batch, partition=0, now_us=now_us)
+        for cut in _cut(len(messages), sizes):
+            batch = [(offset, copy.deepcopy(messages[offset])) for offset in cut]
+            processor.process_batch(batched, batch, partition=0, now_us=now_us)
+        assert batched == one_by_one

@@ -18,6 +18,7 @@ import pytest
 
 from callpulse.pseudonym import (
     DEV_KEY,
+    KNOWN_CALLERS,
     Pseudonymiser,
     effective_key,
     is_pseudonym,
@@ -241,3 +242,15 @@ def test_ingest_then_worker_is_one_hash() -> None:
     direct, _ = validate_batch(EventValidator(), [orjson.dumps(offered("j2", RAW))], hash_of)
     [[direct_event]] = direct.values()
     assert event["caller"] == direct_event["caller"] == expected(RAW)
+
+
+def test_remembered_callers_get_the_same_pseudonym_and_the_memory_stays_bounded() -> None:
+    pseudonymise = Pseudonymiser(TEST_KEY)
+    callers = [f"+4416329{n:05d}" for n in range(KNOWN_CALLERS + 100)]
+    for _ in range(2):  # the second round partly from memory, partly after it was cleared
+        for caller in (RAW, *callers, RAW, OTHER_RAW):
+            assert pseudonymise(caller) == expected(caller)
+            assert len(pseudonymise._known) <= KNOWN_CALLERS
+    already = expected(RAW)
+    assert pseudonymise(already) == already  # a pseudonym passes, remembered or not
+    assert pseudonymise(already) == already
