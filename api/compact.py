@@ -9,8 +9,13 @@ of fresh queue strings. The forms here keep what the readers use and share what 
 A stored minute is only ever read: merged into a fresh accumulator (``KpiAccumulator.merge``
 reads the other side's attributes) or read field by field. So each minute is an instance of a
 class made for the set of fields it has non-empty: slots for those, class attributes for the
-rest (zeros, one shared empty ``WaitStats``, one read-only empty dict). Nothing may mutate a
-stored minute; ``tests/unit/test_api_compact.py`` checks the answers against the plain form.
+rest (zeros, one shared empty ``WaitStats``, one read-only empty dict), and its histograms are
+shared read-only dicts (a minute's holds a wait or two: the same few thousand recur). Nothing may
+mutate a stored minute; ``tests/unit/test_api_compact.py`` checks the answers against the plain
+form.
+
+An agent's changes are two columns (``StoredChanges``): timestamps in an array and references to
+shared ``(None, state, queues)`` tails, read as the tuples the readers index.
 
 Contact facts likewise: once the caller index holds a minute's offers, the minute keeps the call
 ids it needs, and every call id and caller is one string object however many minutes name it.
@@ -18,12 +23,13 @@ ids it needs, and every call id and caller is one string object however many min
 
 from __future__ import annotations
 
+import operator
 import sys
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from typing import Any, cast
 
-from stream.kpi import histogram
 from stream.kpi.accumulator import KpiAccumulator, WaitStats
 from stream.kpi.agents import AgentRecord, Transition
 from stream.kpi.contacts import ContactFacts
@@ -31,9 +37,10 @@ from stream.kpi.contacts import ContactFacts
 _WAITS = ("answered_waits", "abandoned_waits")
 
 
-class FrozenEmpty(dict[Any, Any]):
-    """An empty dict that refuses to change: one instance shared by every stored value that
-    has nothing there. (A ``MappingProxyType`` would do, but cannot be copied or pickled.)"""
+class FrozenDict(dict[Any, Any]):
+    """A dict that refuses to change: stored values share them (one empty one for every value
+    that has nothing there, one per distinct histogram). (A ``MappingProxyType`` would do, but
+    cannot be copied or pickled.)"""
 
     __slots__ = ()
 
@@ -43,14 +50,14 @@ class FrozenEmpty(dict[Any, Any]):
     __setitem__ = __delitem__ = __ior__ = setdefault = update = _refuse
     pop = popitem = clear = _refuse
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenEmpty:
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
         return self
 
-    def __reduce__(self) -> tuple[type[FrozenEmpty], tuple[()]]:
-        return FrozenEmpty, ()
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[Any, Any]]]:
+        return type(self), (dict(self),)
 
 
-_EMPTY = FrozenEmpty()
+_EMPTY = FrozenDict()
 
 
 def _empty_value(name: str, default: Any) -> Any:
@@ -124,30 +131,89 @@ def stored_accumulator(data: dict[str, Any]) -> KpiAccumulator:
     return cast(KpiAccumulator, minute)
 
 
-# Bin bounds are the same few thousand numbers in every histogram: one object each.
+# Bin bounds are the same few thousand numbers in every histogram: one object each. A minute's
+# histogram holds a wait or two: the same few hundred histograms recur in every queue and agent,
+# so each distinct one is a single read-only dict (capped: a table that only grows would leak).
 _BOUNDS: dict[str, int] = {}
+_HISTOGRAMS: dict[tuple[int, ...], FrozenDict] = {}
+_MAX_HISTOGRAMS = 100_000
 
 
 def _waits(data: Mapping[str, Any]) -> WaitStats:
-    """``WaitStats.from_json``, with the bin bounds shared."""
-    hist: histogram.Histogram = {}
+    """``WaitStats.from_json``, with the bin bounds and the histogram shared."""
+    flat: list[int] = []
     for label, count in data["hist"].items():
         upper = _BOUNDS.get(label)
         if upper is None:
             upper = _BOUNDS[label] = int(label)
-        hist[upper] = count
-    return WaitStats(data["n"], data["sum"], data["max"], hist)
+        flat += (upper, count)
+    key = tuple(flat)
+    hist = _HISTOGRAMS.get(key)
+    if hist is None:
+        if len(_HISTOGRAMS) >= _MAX_HISTOGRAMS:
+            _HISTOGRAMS.clear()
+        hist = _HISTOGRAMS[key] = FrozenDict(zip(key[::2], key[1::2], strict=True))
+    total, longest = data["sum"], data["max"]
+    if longest == total and type(longest) is type(total):  # one wait: one object, not two
+        longest = total
+    return WaitStats(data["n"], total, longest, hist)
 
 
 # -- agents -----------------------------------------------------------------------------------
 
-# The same few states and queue lists in every change of every agent: one object each.
-_QUEUE_LISTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+# The same few (state, queues) pairs in every change of every agent: one object each.
+_TAILS: dict[tuple[None, str, tuple[str, ...]], tuple[None, str, tuple[str, ...]]] = {}
 
 
-def _queues(queues: Any) -> tuple[str, ...]:
-    as_tuple = tuple(sys.intern(queue) for queue in queues)
-    return _QUEUE_LISTS.setdefault(as_tuple, as_tuple)
+def _tail(state: str, queues: Any) -> tuple[None, str, tuple[str, ...]]:
+    tail = (None, sys.intern(state), _queue_list(queues))
+    return _TAILS.setdefault(tail, tail)
+
+
+class StoredChanges(Sequence[Transition]):
+    """An agent's changes ``(ts_us, None, state, queues)`` in time order, as two columns.
+
+    A change as a tuple costs about 100 bytes (the tuple and its timestamp); here it is 16:
+    the timestamp in an array, and a reference to the shared ``(None, state, queues)``. Read
+    only: the whole record is replaced when its changelog value changes. Reading an item builds
+    its tuple (the readers index changes one by one: that path is kept short).
+    """
+
+    __slots__ = ("_tails", "_times")
+
+    def __init__(self, changes: Sequence[Any]) -> None:
+        self._times = array("q", [change[0] for change in changes])
+        self._tails = [_tail(change[2], change[3]) for change in changes]
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def __getitem__(self, index: Any) -> Any:
+        if index.__class__ is int:  # concatenation: one C call, where unpacking builds a list
+            return (self._times[index],) + self._tails[index]
+        if isinstance(index, slice):
+            times, tails = self._times[index], self._tails[index]
+            return list(map(tuple.__add__, zip(times), tails))
+        return self[operator.index(index)]
+
+    def __iter__(self) -> Iterator[Transition]:
+        return cast(Iterator[Transition], map(tuple.__add__, zip(self._times), self._tails))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            tuple(mine) == tuple(theirs) for mine, theirs in zip(self, other, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"StoredChanges({list(self)!r})"
+
+
+def _queue_list(queues: Any) -> tuple[str, ...]:
+    return tuple(sys.intern(queue) for queue in queues)
 
 
 def stored_agent(value: Mapping[str, Any]) -> AgentRecord:
@@ -155,11 +221,7 @@ def stored_agent(value: Mapping[str, Any]) -> AgentRecord:
 
     The event id (the worker's dedupe) and the worker's fields are not read by the API.
     """
-    changes: list[Transition] = [
-        cast(Transition, (ts_us, None, sys.intern(state), _queues(queues)))
-        for ts_us, _, state, queues in value["changes"]
-    ]
-    return {"agent_id": value["agent_id"], "changes": changes}
+    return {"agent_id": value["agent_id"], "changes": StoredChanges(value["changes"])}
 
 
 # -- contact facts ----------------------------------------------------------------------------

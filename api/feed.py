@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -76,6 +78,12 @@ class ChangelogFeed:
                     targets = await self._catch_up_targets(consumer, targets)
                     if targets is not None and await _caught_up(consumer, targets):
                         self.ready.set()
+                        # The replayed view lives as long as the process and holds no cycles:
+                        # out of the collector's reach, a full collection does not walk its
+                        # million objects (about 0.25 s each time, on the loop, set off every
+                        # second or so by answer builds whose objects live across slices).
+                        gc.freeze()
+                        _return_free_memory()
         finally:
             self.connected = False
             with contextlib.suppress(Exception):
@@ -118,6 +126,17 @@ async def apply_in_slices(
         apply(message)
         if slice_size is not None and count % slice_size == 0:
             await asyncio.sleep(0)
+
+
+def _return_free_memory() -> None:
+    """Give the allocator's free pages back to the system once the replay is over (glibc only).
+
+    The replay frees the fetched batches and every record's decoded JSON: glibc keeps most of
+    that in its heap (its trim threshold rises with the large blocks freed), about 30 MB of a
+    24-hour view's RSS that nothing reuses.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 async def _caught_up(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

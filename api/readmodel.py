@@ -81,6 +81,22 @@ class ReadModel:
         return sorted(self.queues)
 
 
+# A minute's start is the key of a record in every queue, agent and family: one int object
+# each (32 bytes, about 800,000 keys for a day), not one per record. Capped, so it cannot grow
+# without end: clearing it only stops new keys sharing the old objects.
+_MINUTES: dict[str, int] = {}
+_MAX_MINUTES = 50_000
+
+
+def _minute(bucket: str) -> int:
+    minute = _MINUTES.get(bucket)
+    if minute is None:
+        if len(_MINUTES) >= _MAX_MINUTES:
+            _MINUTES.clear()
+        minute = _MINUTES[bucket] = int(bucket)
+    return minute
+
+
 def _put(target: dict[Any, Any], slot: Any, value: Any | None) -> None:
     if value is None:
         target.pop(slot, None)
@@ -91,18 +107,18 @@ def _put(target: dict[Any, Any], slot: Any, value: Any | None) -> None:
 def _on_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, bucket = parts
     acc = stored_accumulator(value["acc"]) if value else None
-    _put(model.queue(queue).buckets, int(bucket), acc)
+    _put(model.queue(queue).buckets, _minute(bucket), acc)
 
 
 def _on_agent_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, agent_id, bucket = parts
     if value is not None:
         per_queue = model.agent_buckets.setdefault(agent_id, {}).setdefault(queue, {})
-        per_queue[int(bucket)] = stored_accumulator(value["acc"])
+        per_queue[_minute(bucket)] = stored_accumulator(value["acc"])
         return
     # A tombstone: prune emptied levels, so every replica knows the same agents.
     queues = model.agent_buckets.get(agent_id, {})
-    queues.get(queue, {}).pop(int(bucket), None)
+    queues.get(queue, {}).pop(_minute(bucket), None)
     if not queues.get(queue, True):
         del queues[queue]
     if not queues:
@@ -112,11 +128,13 @@ def _on_agent_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] |
 def _on_boundary(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, queue, boundary = parts
     crossing = BoundaryWaiting.from_json(value) if value else None
-    _put(model.queue(queue).boundaries, int(boundary), crossing)
+    _put(model.queue(queue).boundaries, _minute(boundary), crossing)
 
 
 def _on_live(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
-    model.queue(parts[1]).live = dict(value["calls"]) if value else {}
+    calls = value["calls"].items() if value else ()
+    # Interned: the caller index and the minutes' facts name the same calls.
+    model.queue(parts[1]).live = {sys.intern(call_id): offered for call_id, offered in calls}
 
 
 def _on_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
@@ -150,14 +168,14 @@ def _on_contacts(model: ReadModel, parts: list[str], value: dict[str, Any] | Non
     queue = sys.intern(queue)  # held by every call of the caller index
     facts = stored_facts(value) if value else None
     minutes = model.queue(queue).contacts
-    model.callers.replace_facts(queue, minutes.get(int(bucket)), facts)
-    _put(minutes, int(bucket), indexed_facts(facts) if facts else None)
+    model.callers.replace_facts(queue, minutes.get(_minute(bucket)), facts)
+    _put(minutes, _minute(bucket), indexed_facts(facts) if facts else None)
 
 
 def _on_centre_bucket(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
     _, partition, bucket = parts
     acc = stored_accumulator(value["acc"]) if value else None
-    _put(model.centre_buckets.setdefault(partition, {}), int(bucket), acc)
+    _put(model.centre_buckets.setdefault(partition, {}), _minute(bucket), acc)
 
 
 def _on_centre_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:

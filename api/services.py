@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from dataclasses import dataclass, field
 
 from api.alerts.service import AlertService
@@ -69,7 +68,6 @@ class Services:
         if self.refresh_answers:
             refresher = AnswerRefresher(self.model, self.answers, lambda: self.reader)
             self._tasks.append(asyncio.create_task(refresher.run()))
-            self._tasks.append(asyncio.create_task(self._freeze_when_caught_up()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -81,16 +79,6 @@ class Services:
             await self.alerts.stop()
         if self.publisher is not None:
             await self.publisher.stop()
-
-    async def _freeze_when_caught_up(self) -> None:
-        """The replayed view (~130k objects for 200 queues) out of the collector's scans for
-        good, as the worker does with its table: a full collection of it takes ~80 ms of the
-        loop, and answer builds, whose objects live across many slices, set one off every
-        second or so. The view's records are freed by reference counting, never in cycles."""
-        if self.feed is not None:
-            await self.feed.ready.wait()
-        gc.collect()
-        gc.freeze()
 
     def lag_snapshot(self) -> dict[tuple[str, int], int]:
         return dict(self.lag.lag) if self.lag else {}

@@ -14,6 +14,7 @@ same generators to their end, so both forms give the same figures.
 
 from __future__ import annotations
 
+import bisect
 import copy
 from collections.abc import Generator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -230,10 +231,12 @@ class ModelReader:
     def agents(self, at_us: int) -> list[dict[str, Any]]:
         listing = []
         for agent_id, record in sorted(self.model.agents.items()):
-            changes = [c for c in record["changes"] if c[0] < at_us]
-            if not changes:
+            # The change in force at ``at_us``: found by time, not by walking the history.
+            changes = record["changes"]
+            index = bisect.bisect_left(changes, at_us, key=lambda change: change[0])
+            if index == 0:
                 continue
-            since_us, _, state, queues = changes[-1]
+            since_us, _, state, queues = changes[index - 1]
             listing.append(
                 {
                     "agent_id": agent_id,

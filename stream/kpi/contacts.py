@@ -88,29 +88,45 @@ class CallerContacts:
 
 @dataclass(slots=True)
 class CallerIndex:
-    """Every offered call with a caller, by caller: the read side's join table."""
+    """Every offered call with a caller, by caller: the read side's join table.
 
-    calls: dict[CallKey, tuple[str, int]] = field(default_factory=dict)
-    by_caller: dict[str, dict[CallKey, int]] = field(default_factory=dict)
+    An API replica holds a day of calls here, so it stays lean: calls by queue then call id
+    (no key tuple per call), and each caller's calls as one flat list ``[queue, call_id, ...]``
+    (a list costs 16 bytes a call where a dict costs about 65).
+    """
+
+    calls: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # (caller, us)
+    by_caller: dict[str, list[str]] = field(default_factory=dict)
     # Built on first use and dropped when the caller's calls change: a join over a window asks
     # for the same few callers thousands of times, so each answer must not rescan their calls.
     _contacts: dict[str, CallerContacts] = field(default_factory=dict, compare=False, repr=False)
 
     def add(self, call: CallKey, caller: str, offered_us: int) -> None:
+        queue, call_id = call
+        if self.caller_of(call) == (caller, offered_us):
+            return  # the same offer again (its minute was rewritten): nothing changes
         self.remove(call)
-        self.calls[call] = (caller, offered_us)
-        self.by_caller.setdefault(caller, {})[call] = offered_us
+        self.calls.setdefault(queue, {})[call_id] = (caller, offered_us)
+        self.by_caller.setdefault(caller, []).extend(call)
         self._contacts.pop(caller, None)
 
     def remove(self, call: CallKey) -> None:
-        known = self.calls.pop(call, None)
+        queue, call_id = call
+        in_queue = self.calls.get(queue)
+        known = in_queue.pop(call_id, None) if in_queue is not None else None
         if known is None:
             return
-        self._contacts.pop(known[0], None)
-        calls = self.by_caller.get(known[0], {})
-        calls.pop(call, None)
-        if not calls:
-            self.by_caller.pop(known[0], None)
+        if not in_queue:
+            del self.calls[queue]
+        caller = known[0]
+        self._contacts.pop(caller, None)
+        flat = self.by_caller[caller]
+        at = flat.index(call_id, 1)
+        while at % 2 == 0 or flat[at - 1] != queue:  # a queue named like the call, or the
+            at = flat.index(call_id, at + 1)  # same call id offered in another queue
+        del flat[at - 1 : at + 1]
+        if not flat:
+            del self.by_caller[caller]
 
     def replace_facts(self, queue: str, old: ContactFacts | None, new: ContactFacts | None) -> None:
         """Keep the index equal to the union of every stored minute's offers."""
@@ -121,14 +137,17 @@ class CallerIndex:
             self.add((queue, call_id), caller, offered_us)
 
     def caller_of(self, call: CallKey) -> tuple[str, int] | None:
-        return self.calls.get(call)
+        in_queue = self.calls.get(call[0])
+        return in_queue.get(call[1]) if in_queue is not None else None
 
     def contacts_of(self, caller: str) -> CallerContacts:
         """The caller's calls by contact time (earliest offer in any queue), and sorted."""
         contacts = self._contacts.get(caller)
         if contacts is None:
             times: dict[str, int] = {}
-            for (_, call_id), offered_us in self.by_caller.get(caller, {}).items():
+            flat = self.by_caller.get(caller, [])
+            for queue, call_id in zip(flat[::2], flat[1::2], strict=True):
+                offered_us = self.calls[queue][call_id][1]
                 if call_id not in times or offered_us < times[call_id]:
                     times[call_id] = offered_us
             contacts = self._contacts[caller] = CallerContacts(times, sorted(times.values()))

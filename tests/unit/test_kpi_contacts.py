@@ -148,6 +148,29 @@ def test_index_follows_replaced_and_deleted_minutes() -> None:
     assert index == CallerIndex()
 
 
+def test_index_removes_the_call_of_its_queue_when_ids_repeat() -> None:
+    """The same call id in two queues (a transfer), and a queue named like a call id."""
+    index = CallerIndex()
+    index.replace_facts("sales", None, facts({"c1": (2, "p1"), "c2": (3, "p1")}))
+    index.replace_facts("c1", None, facts({"c1": (1, "p1")}))  # a queue named "c1"
+    index.replace_facts("billing", None, facts({"c1": (0, "p1")}))
+    assert index.contacts_of("p1").by_call == {"c1": T0, "c2": T0 + 3 * H}
+    index.replace_facts("sales", facts({"c1": (2, "p1")}), None)
+    assert index.by_caller["p1"] == ["sales", "c2", "c1", "c1", "billing", "c1"]
+    index.replace_facts("billing", facts({"c1": (0, "p1")}), None)
+    assert index.contacts_of("p1").by_call == {"c1": T0 + H, "c2": T0 + 3 * H}
+    for queue, minute in (("c1", {"c1": (1, "p1")}), ("sales", {"c2": (3, "p1")})):
+        index.replace_facts(queue, facts(minute), None)
+    assert index == CallerIndex()
+
+
+def test_index_moves_a_call_whose_caller_or_time_changed() -> None:
+    index = index_of(("q", facts({"c1": (0, "p1")})))
+    index.replace_facts("q", None, facts({"c1": (5, "p2")}))
+    assert index.caller_of(("q", "c1")) == ("p2", T0 + 5 * H)
+    assert "p1" not in index.by_caller and index.contacts_of("p2").ordered == [T0 + 5 * H]
+
+
 def test_contact_facts_merge_keeps_the_first_value_and_round_trips() -> None:
     a = facts({"c1": (0, "p1")}, resolved={"c1": (True, None)})
     b = facts({"c1": (5, "p9"), "c2": (1, "p2")}, answered=("c2",))
