@@ -231,6 +231,18 @@ def build_services(
     return services
 
 
+def processed_scenario() -> ChangelogStore:
+    """The scenario's changelog, processed an hour after 10:00."""
+    return run_worker(scenario_events(), now_us=T0_US + s(3600))
+
+
+def services_fed(store: ChangelogStore) -> Services:
+    """Services whose read model replayed ``store`` as a compacted changelog."""
+    services = Services(settings=Settings(), centre=CENTRE)
+    feed(services.model, compacted(store))
+    return services
+
+
 def client_for(services: Services, *, raise_server_exceptions: bool = True) -> TestClient:
     return TestClient(create_app(services), raise_server_exceptions=raise_server_exceptions)
 

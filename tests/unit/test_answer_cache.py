@@ -21,7 +21,6 @@ from api.answers import DEFAULT_LIMIT
 from api.routes.stream import STREAM_ANSWERS, _snapshot, _sse
 from api.services import Services
 from api.views import ModelReader
-from callpulse.settings import Settings
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.windows import live_end_us
 from stream.processor import MessageProcessor
@@ -31,13 +30,12 @@ from tests.unit.apifixtures import (
     ChangelogStore,
     TestClient,
     client_for,
-    compacted,
     feed,
     hms,
     iso,
-    run_worker,
+    processed_scenario,
     s,
-    scenario_events,
+    services_fed,
     validated,
 )
 
@@ -89,14 +87,12 @@ def clock_at(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 @pytest.fixture
 def store() -> ChangelogStore:
-    return run_worker(scenario_events(), now_us=PROCESSED_US)
+    return processed_scenario()
 
 
 @pytest.fixture
 def services(store: ChangelogStore) -> Services:
-    services = Services(settings=Settings(), centre=CENTRE)
-    feed(services.model, compacted(store))
-    return services
+    return services_fed(store)
 
 
 @pytest.fixture

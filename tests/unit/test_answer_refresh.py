@@ -24,19 +24,16 @@ from api.refresh import AnswerRefresher, in_slices
 from api.routes.stream import _snapshot
 from api.services import Services
 from api.views import ModelReader, to_end
-from callpulse.settings import Settings
 from stream.kpi.timeutil import US_PER_S
 from stream.kpi.windows import live_end_us
 from tests.unit.apifixtures import (
     CENTRE,
     ChangelogStore,
-    compacted,
-    feed,
     hms,
-    run_worker,
-    scenario_events,
+    processed_scenario,
+    services_fed,
 )
-from tests.unit.test_answer_cache import PROCESSED_US, process_more, sales_offer
+from tests.unit.test_answer_cache import process_more, sales_offer
 
 SECOND_US = hms("10:10:30")
 Clock = Callable[[int], None]
@@ -61,14 +58,12 @@ def every_build_costly(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store() -> ChangelogStore:
-    return run_worker(scenario_events(), now_us=PROCESSED_US)
+    return processed_scenario()
 
 
 @pytest.fixture
 def services(store: ChangelogStore) -> Services:
-    services = Services(settings=Settings(), centre=CENTRE)
-    feed(services.model, compacted(store))
-    return services
+    return services_fed(store)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from api.representation import GZIP_MIN_BYTES, accepts_gzip, matches
 from api.services import Services
 from api.views import ModelReader
-from callpulse.settings import Settings
 from stream.kpi.windows import live_end_us
 from stream.processor import MessageProcessor
 from tests.unit.apifixtures import (
@@ -28,13 +27,12 @@ from tests.unit.apifixtures import (
     ChangelogStore,
     TestClient,
     client_for,
-    compacted,
     feed,
     hms,
     iso,
-    run_worker,
+    processed_scenario,
     s,
-    scenario_events,
+    services_fed,
     validated,
 )
 
@@ -51,14 +49,12 @@ def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store() -> ChangelogStore:
-    return run_worker(scenario_events(), now_us=PROCESSED_US)
+    return processed_scenario()
 
 
 @pytest.fixture
 def services(store: ChangelogStore) -> Services:
-    services = Services(settings=Settings(), centre=CENTRE)
-    feed(services.model, compacted(store))
-    return services
+    return services_fed(store)
 
 
 @pytest.fixture
