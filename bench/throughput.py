@@ -135,11 +135,13 @@ def replay(options: Options) -> list[Result]:
                 scenario=f"5. replay {target:,} events, extrapolated",
                 measured=extrapolated,
                 unit="s",
-                target=TARGET_REPLAY_S,
+                # No target: the extrapolation understates, as per-event cost grows with the
+                # state a long replay builds up (docs/PERFORMANCE.md, "Replay"); only a real
+                # replay (--replay-events 10000000, or --full) is held to it.
                 higher_is_better=False,
                 baseline=naive_s,
                 baseline_label="naive Faust, extrapolated",
-                note="startup + events / measured rate",
+                note="startup + events / measured rate; a real replay is slower (state grows)",
             )
         )
     else:
