@@ -59,17 +59,7 @@ async def test_other_tasks_run_between_slices() -> None:
     queues(source, 8)
     service = service_over(source)
     service.slice_s = 0.0  # every queue is a slice of its own
-    seen: list[int] = []
-
-    async def request() -> None:
-        while True:
-            seen.append(source.reads)
-            await asyncio.sleep(0)
-
-    other = asyncio.ensure_future(request())
-    await asyncio.sleep(0)
-    await service.evaluate_in_slices()
-    other.cancel()
+    seen = await reads_seen_between_slices(service, source)
     # Reads at which the other task ran mid-way: one evaluation did not hold the loop whole.
     assert [n for n in seen if 0 < n < source.reads]
     steps = [b - a for a, b in itertools.pairwise(seen)]
@@ -92,6 +82,21 @@ async def test_a_slice_holds_the_queues_that_fit_in_its_time_and_the_round_adds_
     service = service_over(source)
     service.timer = Ticking(source, 0.0005)
     service.slice_s = 0.002  # four reads
+    seen = await reads_seen_between_slices(service, source)
+    assert sorted(set(seen)) == [0, 4, 8]  # slices of 4, 4 and the last 2
+    assert service.round_busy_s == pytest.approx(10 * 0.0005)
+    assert alert_service.rest_after(service.round_busy_s) == alert_service.DEBOUNCE_S
+
+
+def test_alerts_take_at_most_a_third_of_the_loop() -> None:
+    assert alert_service.rest_after(0.001) == alert_service.DEBOUNCE_S  # cheap rounds: debounce
+    for round_s in (0.1, 0.5, 2.0):
+        rest = alert_service.rest_after(round_s)
+        assert round_s / (round_s + rest) <= 1 / 3 + 1e-9
+
+
+async def reads_seen_between_slices(service: AlertService, source: CountingSource) -> list[int]:
+    """One sliced round with another task on the loop: the reads done each time it ran."""
     seen: list[int] = []
 
     async def request() -> None:
@@ -103,13 +108,4 @@ async def test_a_slice_holds_the_queues_that_fit_in_its_time_and_the_round_adds_
     await asyncio.sleep(0)
     await service.evaluate_in_slices()
     other.cancel()
-    assert sorted(set(seen)) == [0, 4, 8]  # slices of 4, 4 and the last 2
-    assert service.round_busy_s == pytest.approx(10 * 0.0005)
-    assert alert_service.rest_after(service.round_busy_s) == alert_service.DEBOUNCE_S
-
-
-def test_alerts_take_at_most_a_third_of_the_loop() -> None:
-    assert alert_service.rest_after(0.001) == alert_service.DEBOUNCE_S  # cheap rounds: debounce
-    for round_s in (0.1, 0.5, 2.0):
-        rest = alert_service.rest_after(round_s)
-        assert round_s / (round_s + rest) <= 1 / 3 + 1e-9
+    return seen
