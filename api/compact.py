@@ -26,7 +26,7 @@ from __future__ import annotations
 import operator
 import sys
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, fields
 from typing import Any, cast
 
@@ -185,6 +185,20 @@ class StoredChanges(Sequence[Transition]):
         self._times = array("q", [change[0] for change in changes])
         self._tails = [_tail(change[2], change[3]) for change in changes]
 
+    @classmethod
+    def joined(cls, parts: Iterable[StoredChanges]) -> StoredChanges:
+        """The parts one after the other (an agent's hour chunks, in time order): copied
+        column by column in C, not change by change."""
+        whole = cls(())
+        for part in parts:
+            whole._times.extend(part._times)
+            whole._tails.extend(part._tails)
+        return whole
+
+    def queues(self) -> set[str]:
+        """Every queue a change names (the few shared tails, not every change)."""
+        return {queue for tail in set(self._tails) for queue in tail[2]}
+
     def __len__(self) -> int:
         return len(self._times)
 
@@ -216,12 +230,11 @@ def _queue_list(queues: Any) -> tuple[str, ...]:
     return tuple(sys.intern(queue) for queue in queues)
 
 
-def stored_agent(value: Mapping[str, Any]) -> AgentRecord:
-    """An agent's record as the readers use it: changes ``(ts_us, None, state, queues)``.
-
-    The event id (the worker's dedupe) and the worker's fields are not read by the API.
-    """
-    return {"agent_id": value["agent_id"], "changes": StoredChanges(value["changes"])}
+def joined_agent(agent_id: str, chunks: Iterable[StoredChanges]) -> AgentRecord:
+    """An agent's record as the readers use it, from its history's chunks in time order:
+    changes ``(ts_us, None, state, queues)``. The event id (the worker's dedupe) and the
+    worker's fields are not read by the API."""
+    return {"agent_id": agent_id, "changes": StoredChanges.joined(chunks)}
 
 
 # -- contact facts ----------------------------------------------------------------------------

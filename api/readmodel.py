@@ -11,7 +11,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.compact import indexed_facts, stored_accumulator, stored_agent, stored_facts
+from api.compact import (
+    StoredChanges,
+    indexed_facts,
+    joined_agent,
+    stored_accumulator,
+    stored_facts,
+)
 from stream import records
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.agents import AgentRecord
@@ -40,7 +46,8 @@ class ReadModel:
     def __init__(self) -> None:
         self.queues: dict[str, QueueView] = {}
         self.agent_buckets: dict[str, dict[str, dict[int, KpiAccumulator]]] = {}
-        self.agents: dict[str, AgentRecord] = {}
+        self.agents: dict[str, AgentRecord] = {}  # each agent's whole history, joined
+        self.agent_chunks: dict[str, dict[int, StoredChanges]] = {}  # by hour, as stored
         # Queue -> agents whose retained history names it: a queue's figures read only those.
         self.agents_by_queue: dict[str, set[str]] = {}
         self.routing: dict[str, RoutingTotals] = {}
@@ -148,19 +155,29 @@ def _on_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None)
 
 
 def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
-    agent_id = parts[1]
-    for queue in _queues_of(model.agents.get(agent_id)) - _queues_of(value):
+    _, agent_id, chunk = parts
+    chunks = model.agent_chunks.setdefault(agent_id, {})
+    _put(chunks, int(chunk), StoredChanges(value["changes"]) if value else None)
+    before = model.agents.get(agent_id)
+    after = joined_agent(agent_id, [chunks[start] for start in sorted(chunks)]) if chunks else None
+    if not chunks:
+        del model.agent_chunks[agent_id]
+    queues_after = _queues_of(after)
+    for queue in _queues_of(before) - queues_after:
         agents = model.agents_by_queue[queue]
         agents.discard(agent_id)
         if not agents:
             del model.agents_by_queue[queue]
-    for queue in _queues_of(value):
+    for queue in queues_after:
         model.agents_by_queue.setdefault(queue, set()).add(agent_id)
-    _put(model.agents, agent_id, stored_agent(value) if value else None)
+    _put(model.agents, agent_id, after)
 
 
 def _queues_of(record: AgentRecord | None) -> set[str]:
-    return {queue for change in record["changes"] for queue in change[3]} if record else set()
+    if record is None:
+        return set()
+    changes: StoredChanges = record["changes"]
+    return changes.queues()
 
 
 def _on_contacts(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:

@@ -51,6 +51,9 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--batched-events", type=int, help="events for micro-batches")
     parser.add_argument("--baseline-s", type=float, help="how long the naive baseline runs")
     parser.add_argument("--replay-events", type=int, help="events replayed for real")
+    parser.add_argument(
+        "--replay-workers", type=int, help="worker processes for the replay (default 1)"
+    )
     parser.add_argument("--queues", type=int, help="queues in the traffic")
     parser.add_argument("--latency-s", type=float, help="how long each latency run probes")
     parser.add_argument("--api-s", type=float, help="how long wrk loads GET /v1/kpis")
@@ -67,6 +70,7 @@ def parse_options(argv: list[str]) -> Options:
         "batched_events": args.batched_events,
         "baseline_s": args.baseline_s,
         "replay_events": args.replay_events,
+        "replay_workers": args.replay_workers,
         "queues": args.queues,
         "latency_s": args.latency_s,
         "api_s": args.api_s,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -44,6 +44,7 @@ class Drain:
     broker_cpu_s: float
     worker_rss_mb: float
     changelog_records: int
+    workers: int = 1  # worker processes in the group (CPU and RSS are their sums)
 
     @property
     def complete(self) -> bool:
@@ -51,8 +52,10 @@ class Drain:
 
     def describe(self) -> str:
         per_event_us = self.worker_cpu_s / max(self.processed, 1) * 1e6
+        workers = "" if self.workers == 1 else f"{self.workers} workers (CPU and RSS summed), "
         return (
-            f"{self.processed:,}/{self.produced:,} events, started in {self.startup_s or 0:.1f} s, "
+            f"{workers}{self.processed:,}/{self.produced:,} events, "
+            f"started in {self.startup_s or 0:.1f} s, "
             f"worker CPU {self.worker_cpu_s:.1f} s ({per_event_us:.0f} us/event incl. startup), "
             f"broker CPU {self.broker_cpu_s:.1f} s, {self.changelog_records:,} changelog records, "
             f"worker RSS {self.worker_rss_mb:.0f} MB"
@@ -85,7 +88,10 @@ def drain_callpulse(
     filled: kafkaio.Filled,
     *,
     profile_to: Path | None = None,
+    workers: int = 1,
 ) -> Drain:
+    """``workers`` worker processes in one group (scale-out on one box: they share its cores
+    with the broker); the profiler, if any, samples the first."""
     bootstrap = env["CALLPULSE_KAFKA_BOOTSTRAP"]
     app_id = env["CALLPULSE_APP_ID"]
     topics = [env["CALLPULSE_EVENTS_TOPIC"], f"{app_id}-routed-events"]
@@ -93,23 +99,27 @@ def drain_callpulse(
     groups = {f"{app_id}-validate": topics[:1], app_id: topics[1:]}
     broker_cpu0 = _broker_cpu(processes)
     started = time.time()
-    worker = processes.start_callpulse("worker", env, "worker")
-    spy = _start_profiler(worker.pid, profile_to) if profile_to else None
+    names = ["worker", *(f"worker-{number}" for number in range(2, workers + 1))]
+    pids = [processes.start_callpulse(name, env, "worker").pid for name in names]
+    spy = _start_profiler(pids[0], profile_to) if profile_to else None
     try:
         kafkaio.wait_drained(bootstrap, groups, filled.ends, DRAIN_TIMEOUT_S, processes.check_alive)
         time.sleep(1.0)  # let the last buffered changelog writes go out
-        worker_cpu, rss = cpu_s(worker.pid), rss_mb(worker.pid)
+        worker_cpu = sum(cpu_s(pid) for pid in pids)
+        rss = sum(rss_mb(pid) for pid in pids)
     finally:
         if spy is not None:
             _stop_profiler(spy)
-        processes.stop("worker")
+        for name in names:
+            processes.stop(name)
     broker_cpu = _broker_cpu(processes) - broker_cpu0
     progress = asyncio.run(
         kafkaio.changelog_progress(bootstrap, changelog_topic(env), callpulse_count)
     )
     # Stage one forwards before stage two counts: the run starts at the first forward.
     first_ms = asyncio.run(kafkaio.first_timestamp_ms(bootstrap, topics[1]))
-    return _drain(filled.events, progress, started, worker_cpu, broker_cpu, rss, first_ms)
+    drain = _drain(filled.events, progress, started, worker_cpu, broker_cpu, rss, first_ms)
+    return replace(drain, workers=workers)
 
 
 def drain_naive(

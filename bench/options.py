@@ -38,6 +38,7 @@ class Options:
     # 5. replay: measured on this many events (24 h of traffic), extrapolated to replay_target
     replay_events: int = 100_000
     replay_target: int = 10_000_000
+    replay_workers: int = 1  # worker processes in one group (scale-out; they share the box)
     # profiles: events drained per mode under py-spy
     profile_single_events: int = 10_000
     profile_batched_events: int = 50_000

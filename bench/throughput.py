@@ -42,24 +42,29 @@ def messages(spec: Traffic, per_message: int) -> Iterator[Message]:
             yield from batched_messages(chunk, per_message)
 
 
-# Runs of this invocation by (events, per message): the replay reuses the batched throughput
-# run when the sizes agree (same traffic, same density) instead of measuring it twice.
-_RUNS: dict[tuple[int, int], tuple[Drain, Drain | None]] = {}
+# Runs of this invocation by (events, per message, workers): the replay reuses the batched
+# throughput run when they agree (same traffic, same density) instead of measuring it twice.
+_RUNS: dict[tuple[int, int, int], tuple[Drain, Drain | None]] = {}
 
 
 def run_mode(
-    options: Options, name: str, spec: Traffic, per_message: int, *, baseline: bool = True
+    options: Options,
+    name: str,
+    spec: Traffic,
+    per_message: int,
+    *,
+    baseline: bool = True,
+    workers: int = 1,
 ) -> tuple[Drain, Drain | None]:
-    """callpulse's worker, then (optionally) the naive baseline, on one pre-filled topic."""
-    done = _RUNS.get((spec.events, per_message))
-    if done is not None:
-        return done
-    _RUNS[(spec.events, per_message)] = _run_mode(options, name, spec, per_message, baseline)
-    return _RUNS[(spec.events, per_message)]
+    """callpulse's worker(s), then (optionally) the naive baseline, on one pre-filled topic."""
+    run = (spec.events, per_message, workers)
+    if run not in _RUNS:
+        _RUNS[run] = _run_mode(options, name, spec, per_message, baseline, workers)
+    return _RUNS[run]
 
 
 def _run_mode(
-    options: Options, name: str, spec: Traffic, per_message: int, baseline: bool
+    options: Options, name: str, spec: Traffic, per_message: int, baseline: bool, workers: int
 ) -> tuple[Drain, Drain | None]:
     with Processes(options.out_dir / "logs", name) as processes:
         bootstrap = processes.start_broker()
@@ -69,7 +74,7 @@ def _run_mode(
         print(
             f"bench: {name}: {filled.events:,} events in {filled.messages:,} messages", flush=True
         )
-        ours = drain_callpulse(processes, env, filled)
+        ours = drain_callpulse(processes, env, filled, workers=workers)
         print(f"bench: {name}: callpulse {_rate(ours)}; {ours.describe()}", flush=True)
         naive = None
         if baseline:
@@ -115,14 +120,16 @@ def replay(options: Options) -> list[Result]:
     """Wall time from worker start to the last event, on the first part of a day's traffic
     (same density as the whole day); extrapolated to the whole day unless ``--full``."""
     spec = traffic(options.replay_events, options.queues, prefix="r-")
-    ours, naive = run_mode(options, "replay", spec, options.per_message)
+    workers = options.replay_workers
+    ours, naive = run_mode(options, "replay", spec, options.per_message, workers=workers)
     measured_s = ours.wall_s
     target = options.replay_target
     extrapolated = _extrapolate(ours, target)
     naive_s = target / naive.rate if naive and naive.rate else None
     results = [
         Result(
-            scenario=f"5. replay {ours.processed:,} events, measured",
+            scenario=f"5. replay {ours.processed:,} events, measured"
+            + ("" if workers == 1 else f", {workers} workers"),
             measured=measured_s,
             unit="s",
             higher_is_better=False,

@@ -110,9 +110,9 @@ class RunWrites:
         del self.data[key]
         self.records.append((encode(key), None))
 
-    def items(self) -> Iterable[tuple[str, Record]]:
-        items: Iterable[tuple[str, Record]] = self.data.items()
-        return items
+    def keys(self) -> Iterable[str]:
+        keys: Iterable[str] = self.data.keys()
+        return keys
 
 
 def max_batch_bytes(environ: MutableMapping[str, str] | None = None) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 
 from stream import records
 from stream.changes import CentreChanges, MessageOutcome, QueueChanges, RoutingTotals
-from stream.expiry import Record, RecordStore, Retention, expire_partition
+from stream.expiry import ExpiryRounds, Record, RecordStore, Retention, expire_partition
 from stream.kpi.accumulator import (
     KpiAccumulator,
     merge_json_into,
@@ -41,12 +41,11 @@ from stream.kpi.accumulator import (
     merged_json,
     merged_sparse_json,
 )
-from stream.kpi.agents import AgentRecord, apply_agent_event, new_agent_record, prune_changes
+from stream.kpi.agents import AgentRecord, apply_agent_event, chunk_start_us, new_agent_record
 from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
 from stream.kpi.contacts import ContactFacts
 from stream.kpi.tickets import TicketState, apply_ticket_event, new_ticket_state
-from stream.kpi.timeutil import US_PER_S
 from stream.kpi.waiting import BoundaryWaiting
 from stream.records import OFFSET_FIELD, PARTITION_FIELD, SEP, key
 
@@ -60,6 +59,9 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
+# Agent history chunks whose event-id sets are kept between batches (a set of a few dozen ids
+# each): a few thousand agents' current hours.
+AGENT_ID_SETS_KEPT = 20_000
 # One routed message: its offset and its events.
 Message = tuple[int, Iterable[Event]]
 
@@ -68,7 +70,8 @@ class MessageProcessor:
     def __init__(self, centre: CentreConfig, retention: Retention | None = None) -> None:
         self.centre = centre
         self.retention = retention or Retention()
-        self._last_expiry_us: dict[int, int] = {}
+        self._expiry = ExpiryRounds(self.retention)
+        self._agent_ids: dict[str, tuple[Record, set[str]]] = {}
 
     def process(
         self,
@@ -90,11 +93,13 @@ class MessageProcessor:
         now_us: int,
     ) -> MessageOutcome:
         """Messages of ``partition`` in offset order; each record written once (see module)."""
-        held = _HeldWrites(store)
+        if len(self._agent_ids) > AGENT_ID_SETS_KEPT:
+            self._agent_ids.clear()  # mostly past hours': the current ones come back at once
+        held = _HeldWrites(store, self._agent_ids)
         outcome = MessageOutcome()
         last_offset: int | None = None
         for offset, events in messages:
-            work = _MessageWork(held, self.centre, offset, partition, now_us, self.retention)
+            work = _MessageWork(held, self.centre, offset, partition, now_us)
             for event in events:
                 work.apply(event)
             work.flush()
@@ -102,15 +107,8 @@ class MessageProcessor:
             last_offset = offset
         held.write_through()
         if last_offset is not None:
-            self._maybe_expire(store, partition, last_offset, now_us)
+            self._expiry.maybe_expire(store, partition, last_offset, now_us)
         return outcome
-
-    def _maybe_expire(self, store: RecordStore, partition: int, offset: int, now_us: int) -> None:
-        last = self._last_expiry_us.get(partition)
-        if last is not None and now_us - last < self.retention.expiry_every_s * US_PER_S:
-            return
-        self._last_expiry_us[partition] = now_us
-        expire_partition(store, partition, offset, now_us, self.retention)
 
 
 class _HeldWrites:
@@ -123,13 +121,14 @@ class _HeldWrites:
 
     __slots__ = ("agent_ids", "aggregates", "states", "store")
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(self, store: RecordStore, agent_ids: dict[str, tuple[Record, set[str]]]) -> None:
         self.store = store
         self.aggregates: dict[str, Record] = {}
         self.states: dict[str, Record] = {}
-        # Per agent, the record this batch last wrote and the event ids in its history, so
-        # the batch's next message with that agent does not rebuild the set from the record.
-        self.agent_ids: dict[str, tuple[Record, set[str]]] = {}
+        # Per agent history chunk, the record last written and its event ids, so the next
+        # message with that chunk (this batch's or a later one's) does not rebuild the set from
+        # the record. Used only while the store still holds that very record.
+        self.agent_ids = agent_ids
 
     def aggregate(self, key: str) -> Record | None:
         value = self.aggregates.get(key)
@@ -163,16 +162,15 @@ class _MessageWork:
         offset: int,
         partition: int,
         now_us: int,
-        retention: Retention,
     ) -> None:
-        self.store, self.centre, self.retention = store, centre, retention
+        self.store, self.centre = store, centre
         self.offset, self.partition, self.now_us = offset, partition, now_us
         self.queues: dict[str, QueueChanges] = {}
         self.centre_changes = CentreChanges()
         self.calls: dict[str, CallState] = {}
         self.tickets: dict[str, TicketState] = {}
-        self.agents: dict[str, AgentRecord] = {}
-        self.agent_ids: dict[str, set[str]] = {}  # event ids in each agent's history
+        self.agents: dict[str, AgentRecord] = {}  # by history chunk key
+        self.agent_ids: dict[str, set[str]] = {}  # event ids in each chunk
         self.seen: dict[str, bool] = {}
         self.totals: dict[str, RoutingTotals] = {}
         self.outcome = MessageOutcome()
@@ -247,14 +245,21 @@ class _MessageWork:
         return True
 
     def _apply_agent(self, event: Event) -> bool:
-        """The agent's history holds the id of every change it keeps (longer than a seen mark
-        would last), so it dedupes its events itself: no seen mark, one write less each."""
+        """An agent's history chunk holds the id of every change it keeps, so a resent event
+        (same id, same time, same hour) is known for the whole retention, as before the chunks.
+        A resend with another time lands in another hour: the seen mark, kept as long as a
+        survey's, catches that one."""
+        seen_key = f"{records.SEEN}{SEP}{event['event_id']}"  # key(), inlined
+        if seen_key in self.seen or self.store.state(seen_key) is not None:
+            return False
         agent_id = event["agent_id"]
-        record = self._agent(agent_id)
-        ids = self.agent_ids[agent_id]
+        chunk_key = f"{records.AGENT}{SEP}{agent_id}{SEP}{chunk_start_us(event['ts_us'])}"
+        record = self._agent_chunk(chunk_key, agent_id)
+        ids = self.agent_ids[chunk_key]
         if event["event_id"] in ids:
             return False
         ids.add(event["event_id"])
+        self.seen[seen_key] = True
         return apply_agent_event(record, event)
 
     def _apply_survey(self, event: Event) -> None:
@@ -289,29 +294,28 @@ class _MessageWork:
             changes = self.queues[queue] = QueueChanges()
         return changes
 
-    def _agent(self, agent_id: str) -> AgentRecord:
-        record = self.agents.get(agent_id)
+    def _agent_chunk(self, chunk_key: str, agent_id: str) -> AgentRecord:
+        record = self.agents.get(chunk_key)
         if record is None:
-            record_key = f"{records.AGENT}{SEP}{agent_id}"  # key(), inlined
-            held = self._held(record_key)
+            held = self._held(chunk_key)
             if held is not None:
                 # An earlier message of this batch wrote it: changed in place (the copy below
                 # would have the same keys in the same order), not copied whole again.
                 stored: AgentRecord | None = held
                 record = held
             else:
-                stored = self.store.aggregate(record_key)
+                stored = self.store.aggregate(chunk_key)
                 record = new_agent_record(agent_id)
                 if stored is not None:
                     record["changes"] = list(stored["changes"])
                     record[OFFSET_FIELD] = stored.get(OFFSET_FIELD, -1)
-            self.agents[agent_id] = record
+            self.agents[chunk_key] = record
             # Taken out of the batch's cache: it goes back only with the record written.
-            cached = self.store.agent_ids.pop(agent_id, None)
+            cached = self.store.agent_ids.pop(chunk_key, None)
             if stored is not None and cached is not None and cached[0] is stored:
-                self.agent_ids[agent_id] = cached[1]
+                self.agent_ids[chunk_key] = cached[1]
             else:
-                self.agent_ids[agent_id] = {change[1] for change in record["changes"]}
+                self.agent_ids[chunk_key] = {change[1] for change in record["changes"]}
         return record
 
     # -- writing ---------------------------------------------------------------------------
@@ -450,15 +454,11 @@ class _MessageWork:
         held[OFFSET_FIELD] = self.offset
 
     def _flush_agents(self) -> None:
-        horizon_us = self.now_us - int(self.retention.buckets_s * US_PER_S)
-        for agent_id, record in self.agents.items():
+        for chunk_key, record in self.agents.items():
             if record.get(OFFSET_FIELD, -1) >= self.offset:
                 continue
-            ids = self.agent_ids[agent_id]
-            if prune_changes(record, horizon_us):
-                ids = {change[1] for change in record["changes"]}
-            self.store.set_aggregate(f"{records.AGENT}{SEP}{agent_id}", self._stamp(record))
-            self.store.agent_ids[agent_id] = (record, ids)
+            self.store.set_aggregate(chunk_key, self._stamp(record))
+            self.store.agent_ids[chunk_key] = (record, self.agent_ids[chunk_key])
 
 
 def _copy_state(stored: dict[str, Any]) -> dict[str, Any]:

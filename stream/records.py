@@ -10,7 +10,7 @@ Record families:
 | ``w`` | queue, boundary_us | calls whose finished wait spanned the boundary | read model |
 | ``l`` | queue | calls waiting now (live set) | read model |
 | ``t`` | routing key | event counters (a queue's: its all-time accumulator too) | read model |
-| ``g`` | agent | agent state changes | read model |
+| ``g`` | agent, chunk_us | the agent's state changes in one hour | read model |
 | ``k`` | queue, bucket_us | contact facts for one minute (repeat-caller rule) | read model |
 | ``x`` | partition, bucket_us | accumulator of events with no queue (kb, customers) | read model |
 | ``xa`` | partition | all-time accumulator of those events (retention's base) | read model |

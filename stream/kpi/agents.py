@@ -1,8 +1,11 @@
 """Agent states over time: the state of every agent at any moment of the retention.
 
-An agent's record keeps its recent state changes in time order, so "agents available at the end
-of this window" is exact for past windows too, and late or reordered ``agent.state`` events
-simply take their place in the history.
+An agent's history keeps its recent state changes in time order, so "agents available at the
+end of this window" is exact for past windows too, and late or reordered ``agent.state`` events
+simply take their place in the history. The worker stores it in chunks of one hour of event
+time (``chunk_start_us``): a write re-encodes the hour it changed, not the agent's whole
+retained history, and an event's duplicate (same event, same time) always meets it in the
+chunk it landed in. Readers join the chunks back into one history.
 """
 
 from __future__ import annotations
@@ -11,11 +14,19 @@ import bisect
 from collections.abc import Iterable
 from typing import Any
 
+from stream.kpi.timeutil import US_PER_S
+
 AGENT_STATES = ("logged_out", "available", "on_call", "acw", "paused")
+HISTORY_CHUNK_US = 3600 * US_PER_S  # an hour: a few dozen changes of a busy agent
 
 AgentRecord = dict[str, Any]
 # One change: [ts_us, event_id, state, queues]; sorted by (ts_us, event_id).
 Transition = list[Any]
+
+
+def chunk_start_us(ts_us: int) -> int:
+    """Start of the history chunk a change at ``ts_us`` belongs to (UTC hours)."""
+    return ts_us - ts_us % HISTORY_CHUNK_US
 
 
 def new_agent_record(agent_id: str) -> AgentRecord:
@@ -49,19 +60,6 @@ def state_at(record: AgentRecord, at_us: int) -> tuple[str, list[str]] | None:
         return None
     _, _, state, queues = changes[index - 1]
     return state, queues
-
-
-def prune_changes(record: AgentRecord, horizon_us: int) -> int:
-    """Drop changes older than the horizon, keeping the one in force at the horizon; how many
-    were dropped."""
-    changes: list[Transition] = record["changes"]
-    if not changes or changes[0][0] >= horizon_us:
-        return 0  # nothing older than the horizon (the usual case): no search
-    index = bisect.bisect_left(changes, horizon_us, key=lambda c: c[0])
-    if index > 1:
-        del changes[: index - 1]
-        return index - 1
-    return 0
 
 
 def count_states(records: Iterable[AgentRecord], at_us: int, queue: str | None) -> dict[str, int]:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from api import clock, compact
-from api.compact import stored_accumulator, stored_agent
+from api.compact import StoredChanges, joined_agent, stored_accumulator
 from api.readmodel import ReadModel
 from api.views import ModelReader
 from bench.events import Traffic, event_chunks
@@ -69,7 +69,7 @@ def test_an_agent_keeps_its_changes_in_order_without_event_ids() -> None:
         "_o": 3,
         "_p": 0,
     }
-    record = stored_agent(value)
+    record = joined_agent("a1", [StoredChanges(value["changes"])])
     assert record == {
         "agent_id": "a1",
         "changes": [(1, None, "available", ("sales", "billing")), (2, None, "on_call", ("sales",))],
@@ -84,7 +84,7 @@ def test_stored_changes_read_as_the_plain_list() -> None:
         [9, "e4", "available", ["sales", "billing"]],
     ]
     plain = [(ts, None, state, tuple(queues)) for ts, _, state, queues in raw]
-    changes = stored_agent({"agent_id": "a1", "changes": raw})["changes"]
+    changes = StoredChanges(raw)
     assert list(changes) == plain and len(changes) == 4
     assert [changes[i] for i in range(-4, 4)] == plain + plain
     assert changes[1:3] == plain[1:3] and changes[::-1] == plain[::-1]
@@ -93,6 +93,15 @@ def test_stored_changes_read_as_the_plain_list() -> None:
         assert state_at({"changes": changes}, at_us) == state_at({"changes": plain}, at_us)
     with pytest.raises(IndexError):
         changes[4]
+
+
+def test_joined_chunks_read_as_one_history() -> None:
+    first: list[list[Any]] = [[1, "e1", "available", ["sales"]], [5, "e2", "on_call", ["sales"]]]
+    second: list[list[Any]] = [[9, "e3", "paused", ["billing", "sales"]]]
+    joined = StoredChanges.joined([StoredChanges(first), StoredChanges([]), StoredChanges(second)])
+    assert list(joined) == [(ts, None, st, tuple(qs)) for ts, _, st, qs in first + second]
+    assert joined.queues() == {"sales", "billing"}
+    assert StoredChanges.joined([]) == [] and StoredChanges([]).queues() == set()
 
 
 def test_minutes_share_their_histograms_which_refuse_changes() -> None:
@@ -135,6 +144,7 @@ def plain_model(store: ChangelogStore) -> ReadModel:
     model = ReadModel()
     feed(model, compacted_log(store))
     model.callers = CallerIndex()
+    hours: dict[str, dict[int, list[Any]]] = {}  # each agent's history chunks
     for record_key, raw in compacted_log(store):
         assert raw is not None  # a compacted store holds no tombstones
         parts = records.split_key(record_key)
@@ -146,11 +156,14 @@ def plain_model(store: ChangelogStore) -> ReadModel:
         elif parts[0] == records.CENTRE_BUCKET:
             model.centre_buckets[parts[1]][int(parts[2])] = KpiAccumulator.from_json(raw["acc"])
         elif parts[0] == records.AGENT:
-            model.agents[parts[1]] = raw
+            hours.setdefault(parts[1], {})[int(parts[2])] = raw["changes"]
         elif parts[0] == records.CONTACTS:
             facts = ContactFacts.from_json(raw)
             model.queues[parts[1]].contacts[int(parts[2])] = facts
             model.callers.replace_facts(parts[1], None, facts)
+    for agent_id, chunks in hours.items():
+        changes = [change for hour in sorted(chunks) for change in chunks[hour]]
+        model.agents[agent_id] = {"agent_id": agent_id, "changes": changes}
     return model
 
 

@@ -105,7 +105,10 @@ def test_a_tombstone_for_a_record_never_seen_changes_nothing(model: ReadModel) -
         (records.BOUNDARY, ("sales", hms("10:02:00")),  # c3 waited across 10:02
          lambda m: hms("10:02:00") in m.queues["sales"].boundaries),
         (records.LIVE, ("sales",), lambda m: bool(m.queues["sales"].live)),
-        (records.AGENT, ("a1",), lambda m: "a1" in m.agents),
+        (records.AGENT, ("a1", hms("10:00:00")),  # a1's 10:00 hour (its 09:59 change stays)
+         lambda m: [c[0] for c in m.agents["a1"]["changes"]][1:] == [hms("10:01:10"),
+                                                                     hms("10:03:00"),
+                                                                     hms("10:03:30")]),
         (records.TOTALS, ("q:sales",), lambda m: "q:sales" in m.routing),
     ],
 )  # fmt: skip
@@ -122,7 +125,8 @@ def test_tombstones_of_every_read_model_family(
 def test_tombstones_show_in_the_figures(model: ReadModel) -> None:
     model.apply(records.key(records.BOUNDARY, "sales", hms("10:02:00")), None)
     model.apply(records.key(records.LIVE, "sales"), None)
-    model.apply(records.key(records.AGENT, "a1"), None)
+    for hour in ("09:00:00", "10:00:00"):
+        model.apply(records.key(records.AGENT, "a1", hms(hour)), None)
     at_1002 = reader(model).queue_kpis("sales", "5m", hms("10:02:00"))
     assert (at_1002["calls_waiting"], at_1002["longest_wait_s"]) == (0, None)  # c3 is gone
     kpis = sales_15m(model)
@@ -151,7 +155,7 @@ def test_records_the_api_does_not_read_are_ignored(
 
 def test_the_worker_writes_call_and_dedupe_records(store: ChangelogStore) -> None:
     assert len(keys_of(store, records.CALL)) == 6  # c0..c5
-    assert len(keys_of(store, records.SEEN)) == 6  # surveys (agent histories dedupe themselves)
+    assert len(keys_of(store, records.SEEN)) == 6 + 8  # surveys and agent state changes
 
 
 # -- version ------------------------------------------------------------------------------------
@@ -260,17 +264,23 @@ def test_a_call_waiting_longer_than_the_configured_max_wait_stops_counting() -> 
 
 
 def test_a_queue_reads_the_agents_whose_history_names_it() -> None:
-    """The per-queue agent index follows every rewrite and tombstone of an agent's history."""
+    """The per-queue agent index follows every rewrite and tombstone of each history chunk."""
     model = ReadModel()
-    agent_key = records.key(records.AGENT, "a1")
+    nine, ten = hms("09:00:00"), hms("10:00:00")
 
-    def history(*queues: list[str]) -> dict[str, Any]:
-        changes = [[T0_US + i, f"e{i}", "available", q] for i, q in enumerate(queues)]
-        return {"agent_id": "a1", "changes": changes}
+    def chunk(hour_us: int, *queues: list[str]) -> tuple[str, dict[str, Any]]:
+        changes = [[hour_us + i, f"e{hour_us}-{i}", "available", q] for i, q in enumerate(queues)]
+        return records.key(records.AGENT, "a1", hour_us), {"agent_id": "a1", "changes": changes}
 
-    model.apply(agent_key, history(["sales"], ["sales", "support"]))
+    model.apply(*chunk(ten, ["sales"], ["sales", "support"]))
+    model.apply(*chunk(nine, ["billing"]))
     assert [r["agent_id"] for r in model.agents_of("support")] == ["a1"]
-    model.apply(agent_key, history(["sales"]))  # the support change aged out of the retention
-    assert model.agents_of("support") == [] and len(model.agents_of("sales")) == 1
-    model.apply(agent_key, None)
+    assert [c[0] for c in model.agents["a1"]["changes"]] == [nine, ten, ten + 1]  # joined in order
+    model.apply(*chunk(ten, ["sales"]))  # the support change was rewritten away
+    assert model.agents_of("support") == [] and len(model.agents_of("billing")) == 1
+    model.apply(records.key(records.AGENT, "a1", nine), None)  # the 09:00 hour aged out
+    assert model.agents_of("billing") == [] and len(model.agents_of("sales")) == 1
+    assert [c[0] for c in model.agents["a1"]["changes"]] == [ten]
+    model.apply(records.key(records.AGENT, "a1", ten), None)
     assert model.agents_of("sales") == [] and model.agents_by_queue == {}
+    assert model.agents == {} and model.agent_chunks == {}

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from stream.kpi.agents import (
     AGENT_STATES,
+    HISTORY_CHUNK_US,
     AgentRecord,
     apply_agent_event,
+    chunk_start_us,
     count_states,
     new_agent_record,
-    prune_changes,
     state_at,
 )
 
@@ -122,33 +123,13 @@ def test_the_record_is_plain_json() -> None:
     assert json.loads(json.dumps(record)) == record
 
 
-@pytest.mark.parametrize(
-    ("horizon_us", "kept_ids"),
-    [
-        (50, ["e1", "e2", "e3"]),  # horizon before everything: nothing to drop
-        (100, ["e1", "e2", "e3"]),  # horizon on the first change: nothing before it
-        (150, ["e1", "e2", "e3"]),  # e1 is in force at 150: kept
-        (200, ["e1", "e2", "e3"]),  # at 200 e1 is still in force (strictly before)
-        (250, ["e2", "e3"]),  # e2 in force at 250: e1 goes
-        (301, ["e3"]),  # only the last change matters
-        (10**18, ["e3"]),  # far future: the last change is kept, never all
-    ],
-)
-def test_prune_keeps_the_state_in_force_at_the_horizon(
-    horizon_us: int, kept_ids: list[str]
-) -> None:
-    record = record_of(*DAY)
-    before = copy.deepcopy(record)
-    prune_changes(record, horizon_us)
-    assert [c[1] for c in record["changes"]] == kept_ids
-    for at_us in (horizon_us, horizon_us + 1, horizon_us + 100, 10**18):
-        assert state_at(record, at_us) == state_at(before, at_us)
-
-
-def test_prune_of_an_empty_record() -> None:
-    record = new_agent_record("a1")
-    prune_changes(record, 1000)
-    assert record["changes"] == []
+def test_a_change_belongs_to_the_hour_it_happened_in() -> None:
+    hour = 1_709_287_200 * 1_000_000  # 2024-03-01T10:00:00Z
+    assert chunk_start_us(hour) == hour
+    assert chunk_start_us(hour + HISTORY_CHUNK_US - 1) == hour
+    assert chunk_start_us(hour + HISTORY_CHUNK_US) == hour + HISTORY_CHUNK_US
+    assert chunk_start_us(hour - 1) == hour - HISTORY_CHUNK_US
+    assert HISTORY_CHUNK_US == 3600 * 1_000_000
 
 
 # -- counting ----------------------------------------------------------------------------------

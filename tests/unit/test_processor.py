@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from stream import records
+from stream import expiry, records
+from stream.expiry import ExpiryRounds
 from stream.kpi.accumulator import KpiAccumulator
 from stream.kpi.config import CentreConfig, QueueConfig
 from stream.kpi.timeutil import BUCKET_US, US_PER_S, parse_ts_us
@@ -171,14 +172,16 @@ def test_events_land_in_their_records() -> None:
     assert totals["duplicates"] == 0
     assert store[key("t", "a:a1")]["events"] == {"agent.state": 1}
 
-    assert store[key("g", "a1")]["changes"] == [[T0_US - s(60), "g1", "available", ["sales"]]]
+    nine = T0_US - HOUR_US  # a1 changed at 09:59: its 09:00 hour's chunk
+    assert store[key("g", "a1", nine)]["changes"] == [[T0_US - s(60), "g1", "available", ["sales"]]]
 
     assert {k for k in store if family(k) == "c"} == {
         key("c", "sales", "c1"),
         key("c", "sales", "c2"),
         key("c", "support", "c3"),
     }
-    assert {k for k in store if family(k) == "d"} == {key("d", "v1")}  # g1: its history dedupes
+    # The survey's and the agent change's seen marks (a resend at another time: another hour).
+    assert {k for k in store if family(k) == "d"} == {key("d", "v1"), key("d", "g1")}
 
     for record_key, value in store.items():
         assert value[PARTITION_FIELD] == 0, record_key
@@ -288,9 +291,51 @@ def test_agent_state_resent_after_its_seen_mark_expired_is_a_duplicate() -> None
     expire_partition(store, 0, 1, later, Retention())
     assert key("d", "g1") not in store
     outcome = process(store, [state], offset=2, now_us=later)
-    assert store[key("g", "a1")]["changes"] == [[T0_US, "g1", "available", ["sales"]]]
+    assert store[key("g", "a1", T0_US)]["changes"] == [[T0_US, "g1", "available", ["sales"]]]
     assert outcome.duplicates == 1
     assert store[key("t", "a:a1")]["duplicates"] == 1
+
+
+def test_an_agents_history_is_written_an_hour_at_a_time() -> None:
+    """A write re-encodes the hour it changed; a late change and its duplicate find their hour."""
+    store: Store = {}
+
+    def state(event_id: str, at_us: int, name: str) -> Event:
+        return ev("agent.state", event_id, at_us, agent_id="a1", state=name, queues=["sales"])
+
+    process(store, [state("g1", -s(30), "available"), state("g2", s(30), "on_call")], offset=1)
+    process(store, [state("g3", HOUR_US + s(5), "acw")], offset=2)
+    hours = {k: [c[1] for c in v["changes"]] for k, v in store.items() if family(k) == "g"}
+    assert hours == {
+        key("g", "a1", T0_US - HOUR_US): ["g1"],
+        key("g", "a1", T0_US): ["g2"],
+        key("g", "a1", T0_US + HOUR_US): ["g3"],
+    }
+    outcome = process(
+        store, [state("g4", s(20), "paused"), state("g2", s(30), "on_call")], offset=3
+    )
+    assert outcome.duplicates == 1  # g2 again: its own hour knows it
+    assert [c[1] for c in store[key("g", "a1", T0_US)]["changes"]] == ["g4", "g2"]
+    assert store[key("g", "a1", T0_US)][OFFSET_FIELD] == 3
+    assert store[key("g", "a1", T0_US + HOUR_US)][OFFSET_FIELD] == 2  # an hour not touched
+
+
+def test_expiry_keeps_an_agents_newest_hour_past_the_retention() -> None:
+    """Its state in force at the horizon: an agent logged in since then has no later change."""
+    store: Store = {}
+    names = ["available", "on_call", "acw", "available", "paused"]
+    for hour, name in enumerate(names):
+        event = ev("agent.state", f"g{hour}", hour * HOUR_US, agent_id="a1", state=name)
+        process(store, [event], offset=hour + 1)
+    chunks = [key("g", "a1", T0_US + hour * HOUR_US) for hour in range(len(names))]
+    retention = Retention()
+    horizon_hours = 2.5  # the horizon half way through the 12:00 hour
+    now_us = T0_US + round(horizon_hours * HOUR_US) + int(retention.buckets_s * US_PER_S)
+    expire_partition(store, 0, 9, now_us, retention)
+    # 10:00 and 11:00 lie wholly past the horizon; 11:00 is the newest of them: kept.
+    assert [chunk in store for chunk in chunks] == [False, True, True, True, True]
+    expire_partition(store, 0, 9, now_us + 2 * HOUR_US, retention)  # 12:00 and 13:00 gone
+    assert [chunk in store for chunk in chunks] == [False, False, False, True, True]
 
 
 def test_arrival_order_across_messages_does_not_matter() -> None:
@@ -546,6 +591,42 @@ def test_expiry_drops_calls_waiting_past_the_retention_from_the_live_set(
     assert live[OFFSET_FIELD] == 1  # the fence is kept: a replay must still skip it
     assert live[PARTITION_FIELD] == 0
     assert store[key("l", "billing")]["calls"] == {"c3": offered_us}  # partition 1 untouched
+
+
+def test_expiry_walks_a_big_store_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk that took 10 s is not repeated within 20 x 10 s: expiry stays a small share."""
+    old: Store = {}
+    process(old, FIRST_MESSAGE, offset=1, now_us=T0_US + s(140))
+    now_us = T0_US + 9 * DAY_US  # past the 8-day bucket retention of everything in ``old``
+    clock = iter([0.0, 10.0, 100.0, 100.0])
+    monkeypatch.setattr(expiry.time, "perf_counter", lambda: next(clock))
+    rounds = ExpiryRounds(Retention())
+    store: Store = {}
+    rounds.maybe_expire(store, 0, 1, now_us)  # walks an empty store, "in 10 s"
+    store.update(copy.deepcopy(old))
+    rounds.maybe_expire(store, 0, 2, now_us + s(60))  # due, but no walk before 200 s
+    assert key("b", "sales", T0_US) in store
+    rounds.maybe_expire(store, 0, 3, now_us + s(200))
+    assert key("b", "sales", T0_US) not in store
+
+
+def test_expiry_walks_and_deletes_a_slice_per_batch() -> None:
+    """Never a stall: a walk looks at WALK_SLICE records a batch, a partition deletes at most
+    DELETE_SLICE a batch; a record deleted meanwhile is skipped, one added waits."""
+    minutes = [key("b", "sales", T0_US + minute * M) for minute in range(10)]
+    store: Store = {k: {"acc": {}, OFFSET_FIELD: 1, PARTITION_FIELD: 0} for k in minutes}
+    rounds = ExpiryRounds(Retention())
+    rounds.WALK_SLICE, rounds.DELETE_SLICE = 4, 3
+    now_us = T0_US + 9 * DAY_US  # every minute above is past the retention
+    deleted = [rounds.maybe_expire(store, 0, 2, now_us)]  # keys 0-3 looked at
+    del store[minutes[5]]  # gone before the walk reaches it
+    late = key("b", "sales", T0_US - M)
+    store[late] = {"acc": {}, OFFSET_FIELD: 1, PARTITION_FIELD: 0}  # after the walk started
+    deleted += [rounds.maybe_expire(store, 0, 2, now_us + s(i)) for i in range(1, 6)]
+    assert deleted == [0, 0, 3, 3, 3, 0]  # walked in 3 batches, then 9 deleted 3 at a time
+    assert set(store) == {late}  # the next walk's
+    assert rounds.maybe_expire(store, 1, 2, now_us + s(60)) == 0  # another partition's turn
+    assert [rounds.maybe_expire(store, 0, 2, now_us + s(61))] == [1] and not store
 
 
 def test_process_expires_at_most_once_a_minute_per_partition() -> None:

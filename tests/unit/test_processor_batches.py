@@ -16,6 +16,7 @@ from stream.kpi.config import CentreConfig
 from stream.processor import MessageProcessor, Retention
 from stream.records import key
 from tests.unit.test_processor import (
+    T0_US,
     Event,
     LoggingStore,
     Store,
@@ -26,7 +27,7 @@ from tests.unit.test_processor import (
     scenario_messages,
 )
 
-# Nothing expires and no agent history is pruned: `now` then changes no figure, and the
+# Nothing expires: `now` then changes no figure, and the
 # stores can be compared whatever clock each run used.
 KEEP_ALL = Retention(buckets_s=10**9, call_state_s=10**9, ticket_state_s=10**9)
 
@@ -127,8 +128,8 @@ def test_a_crash_anywhere_in_a_batch_then_other_batches_give_the_same_read_model
 
 def _agent_messages() -> list[list[Event]]:
     """One agent in every message: new changes, a change resent in a later message, one out
-    of time order, and two older than a day (the first pruned when the horizon passes it,
-    then sent again: no longer in the history, it is new again)."""
+    of time order, and two older than a day (in hours the expiry deletes or keeps with a day's
+    horizon; the first is sent again: its seen mark still knows it)."""
 
     def state(event_id: str, at_s: float, name: str) -> Event:
         return ev("agent.state", event_id, s(at_s), agent_id="a1", state=name, queues=["sales"])
@@ -148,7 +149,7 @@ def test_an_agent_in_every_message_of_a_batch_keeps_its_history_and_duplicates(
     sizes: tuple[int], horizon_s: int | None
 ) -> None:
     """The batch keeps each agent's event ids from one message to the next (not rebuilt from
-    the record): duplicates, pruning and a replay over the fence must not tell."""
+    the record): duplicates, expiry and a replay over the fence must not tell."""
     messages = _agent_messages()
     retention = KEEP_ALL if horizon_s is None else Retention(buckets_s=horizon_s)
     now_us = _now(messages)
@@ -158,8 +159,8 @@ def test_an_agent_in_every_message_of_a_batch_keeps_its_history_and_duplicates(
         processor.process(
             one_by_one, copy.deepcopy(message), offset=offset, partition=0, now_us=now_us
         )
-    # g1, g2, g3 resent; "old" too while the history keeps it
-    assert one_by_one[key("t", "a:a1")]["duplicates"] == (4 if horizon_s is None else 3)
+    # g1, g2, g3 and "old" resent
+    assert one_by_one[key("t", "a:a1")]["duplicates"] == 4
     for replay_from in (None, 1):
         batched: Store = {}
         processor = MessageProcessor(CentreConfig(), retention)
@@ -170,3 +171,23 @@ def test_an_agent_in_every_message_of_a_batch_keeps_its_history_and_duplicates(
             batch = [(offset, copy.deepcopy(messages[offset])) for offset in cut]
             processor.process_batch(batched, batch, partition=0, now_us=now_us)
         assert batched == one_by_one
+
+
+def test_an_agents_ids_are_kept_between_batches_only_while_the_store_holds_that_record() -> None:
+    """A worker's store rolled back to an earlier point (a recovery from the changelog): the
+    event ids kept from the later batch must not make its events duplicates."""
+    processor = MessageProcessor(CentreConfig(), KEEP_ALL)
+
+    def state(event_id: str, at_s: float) -> Event:
+        return ev("agent.state", event_id, s(at_s), agent_id="a1", state="on_call")
+
+    store: Store = {}
+    processor.process_batch(store, [(0, [state("g1", 10)])], partition=0, now_us=T0_US)
+    earlier = copy.deepcopy(store)
+    processor.process_batch(store, [(1, [state("g2", 20)])], partition=0, now_us=T0_US)
+    rolled_back = copy.deepcopy(earlier)  # g2 neither in a1's hour nor seen
+    outcome = processor.process_batch(
+        rolled_back, [(1, [state("g2", 20)])], partition=0, now_us=T0_US
+    )
+    assert outcome.duplicates == 0
+    assert rolled_back == store
