@@ -28,7 +28,7 @@ value copying it would, without the copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from stream import records
@@ -41,7 +41,13 @@ from stream.kpi.accumulator import (
     merged_json,
     merged_sparse_json,
 )
-from stream.kpi.agents import AgentRecord, apply_agent_event, chunk_start_us, new_agent_record
+from stream.kpi.agents import (
+    HISTORY_CHUNK_US,
+    AgentRecord,
+    apply_agent_event,
+    chunk_start_us,
+    new_agent_record,
+)
 from stream.kpi.callstate import CallState, apply_call_event, new_call_state
 from stream.kpi.config import CentreConfig
 from stream.kpi.contacts import ContactFacts
@@ -245,21 +251,20 @@ class _MessageWork:
         return True
 
     def _apply_agent(self, event: Event) -> bool:
-        """An agent's history chunk holds the id of every change it keeps, so a resent event
-        (same id, same time, same hour) is known for the whole retention, as before the chunks.
-        A resend with another time lands in another hour: the seen mark, kept as long as a
-        survey's, catches that one."""
-        seen_key = f"{records.SEEN}{SEP}{event['event_id']}"  # key(), inlined
-        if seen_key in self.seen or self.store.state(seen_key) is not None:
-            return False
-        agent_id = event["agent_id"]
-        chunk_key = f"{records.AGENT}{SEP}{agent_id}{SEP}{chunk_start_us(event['ts_us'])}"
+        """An agent's history chunk holds the id of every change it keeps, so the history
+        dedupes its own events: no seen mark, one write less each. A resend lands in its
+        original's hour, or (re-stamped) in a neighbouring one: ids are looked up in the hour
+        of the event and the hours either side, so a resend within an hour of its original's
+        time is known for the whole retention."""
+        agent_id, event_id = event["agent_id"], event["event_id"]
+        chunk_us = chunk_start_us(event["ts_us"])
+        prefix = f"{records.AGENT}{SEP}{agent_id}{SEP}"  # key(), inlined
+        for hour_us in (chunk_us, chunk_us - HISTORY_CHUNK_US, chunk_us + HISTORY_CHUNK_US):
+            if event_id in self._chunk_ids(f"{prefix}{hour_us}"):
+                return False
+        chunk_key = f"{prefix}{chunk_us}"
         record = self._agent_chunk(chunk_key, agent_id)
-        ids = self.agent_ids[chunk_key]
-        if event["event_id"] in ids:
-            return False
-        ids.add(event["event_id"])
-        self.seen[seen_key] = True
+        self.agent_ids[chunk_key].add(event_id)
         return apply_agent_event(record, event)
 
     def _apply_survey(self, event: Event) -> None:
@@ -317,6 +322,22 @@ class _MessageWork:
             else:
                 self.agent_ids[chunk_key] = {change[1] for change in record["changes"]}
         return record
+
+    def _chunk_ids(self, chunk_key: str) -> Collection[str]:
+        """The event ids of a history chunk, read only: the set this message builds up if it
+        changes that chunk, else the kept set of the record the store holds."""
+        ids = self.agent_ids.get(chunk_key)
+        if ids is not None:
+            return ids
+        stored = self.store.aggregate(chunk_key)
+        if stored is None:
+            return ()
+        cached = self.store.agent_ids.get(chunk_key)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        ids = {change[1] for change in stored["changes"]}
+        self.store.agent_ids[chunk_key] = (stored, ids)
+        return ids
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -180,8 +180,7 @@ def test_events_land_in_their_records() -> None:
         key("c", "sales", "c2"),
         key("c", "support", "c3"),
     }
-    # The survey's and the agent change's seen marks (a resend at another time: another hour).
-    assert {k for k in store if family(k) == "d"} == {key("d", "v1"), key("d", "g1")}
+    assert {k for k in store if family(k) == "d"} == {key("d", "v1")}  # g1: its history dedupes
 
     for record_key, value in store.items():
         assert value[PARTITION_FIELD] == 0, record_key
@@ -297,7 +296,8 @@ def test_agent_state_resent_after_its_seen_mark_expired_is_a_duplicate() -> None
 
 
 def test_an_agents_history_is_written_an_hour_at_a_time() -> None:
-    """A write re-encodes the hour it changed; a late change and its duplicate find their hour."""
+    """A write re-encodes the hour it changed; a late change and its duplicates find their
+    original in its hour or the hours either side."""
     store: Store = {}
 
     def state(event_id: str, at_us: int, name: str) -> Event:
@@ -318,6 +318,13 @@ def test_an_agents_history_is_written_an_hour_at_a_time() -> None:
     assert [c[1] for c in store[key("g", "a1", T0_US)]["changes"]] == ["g4", "g2"]
     assert store[key("g", "a1", T0_US)][OFFSET_FIELD] == 3
     assert store[key("g", "a1", T0_US + HOUR_US)][OFFSET_FIELD] == 2  # an hour not touched
+    # Re-stamped resends: within the hours either side of the original's, still duplicates;
+    # further away, a new change (docs/SEMANTICS.md).
+    outcome = process(store, [state("g2", HOUR_US + s(50), "on_call")], offset=4)
+    assert outcome.duplicates == 1
+    outcome = process(store, [state("g1", 2 * HOUR_US, "available")], offset=5)
+    assert outcome.duplicates == 0
+    assert [c[1] for c in store[key("g", "a1", T0_US + 2 * HOUR_US)]["changes"]] == ["g1"]
 
 
 def test_expiry_keeps_an_agents_newest_hour_past_the_retention() -> None:

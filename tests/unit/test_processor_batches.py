@@ -128,8 +128,7 @@ def test_a_crash_anywhere_in_a_batch_then_other_batches_give_the_same_read_model
 
 def _agent_messages() -> list[list[Event]]:
     """One agent in every message: new changes, a change resent in a later message, one out
-    of time order, and two older than a day (in hours the expiry deletes or keeps with a day's
-    horizon; the first is sent again: its seen mark still knows it)."""
+    of time order, and two older than a day in hours of their own (the first sent again)."""
 
     def state(event_id: str, at_s: float, name: str) -> Event:
         return ev("agent.state", event_id, s(at_s), agent_id="a1", state=name, queues=["sales"])
@@ -143,15 +142,14 @@ def _agent_messages() -> list[list[Event]]:
     ]
 
 
-@pytest.mark.parametrize("horizon_s", [None, 86_400])
 @pytest.mark.parametrize("sizes", [(5,), (2, 3), (1, 4)])
 def test_an_agent_in_every_message_of_a_batch_keeps_its_history_and_duplicates(
-    sizes: tuple[int], horizon_s: int | None
+    sizes: tuple[int],
 ) -> None:
     """The batch keeps each agent's event ids from one message to the next (not rebuilt from
-    the record): duplicates, expiry and a replay over the fence must not tell."""
+    the record): duplicates and a replay over the fence must not tell."""
     messages = _agent_messages()
-    retention = KEEP_ALL if horizon_s is None else Retention(buckets_s=horizon_s)
+    retention = KEEP_ALL
     now_us = _now(messages)
     one_by_one: Store = {}
     processor = MessageProcessor(CentreConfig(), retention)
