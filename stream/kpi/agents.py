@@ -11,13 +11,15 @@ chunk it landed in. Readers join the chunks back into one history.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Iterable
 from typing import Any
 
 from stream.kpi.timeutil import US_PER_S
 
 AGENT_STATES = ("logged_out", "available", "on_call", "acw", "paused")
-HISTORY_CHUNK_US = 3600 * US_PER_S  # an hour: a few dozen changes of a busy agent
+HISTORY_CHUNK_US = 3600 * US_PER_S
+_TIME = operator.itemgetter(0)  # a change's ts_us  # an hour: a few dozen changes of a busy agent
 
 AgentRecord = dict[str, Any]
 # One change: [ts_us, event_id, state, queues]; sorted by (ts_us, event_id).
@@ -35,18 +37,17 @@ def new_agent_record(agent_id: str) -> AgentRecord:
 
 def apply_agent_event(record: AgentRecord, event: dict[str, Any]) -> bool:
     """Insert the change in time order; False when this event_id is already there."""
-    change: Transition = [
-        event["ts_us"],
-        event["event_id"],
-        event["state"],
-        list(event.get("queues") or []),
-    ]
+    ts_us, event_id = event["ts_us"], event["event_id"]
+    change: Transition = [ts_us, event_id, event["state"], list(event.get("queues") or [])]
     changes: list[Transition] = record["changes"]
-    if not changes or changes[-1][:2] < change[:2]:
+    if not changes or (last := changes[-1])[0] < ts_us or (last[0] == ts_us and last[1] < event_id):
         changes.append(change)  # the latest change (the usual case): no search
         return True
-    index = bisect.bisect_left(changes, change[:2], key=lambda c: c[:2])
-    if index < len(changes) and changes[index][:2] == change[:2]:
+    # Sorted by (ts_us, event_id): found by time, then among changes at the same time by id.
+    index = bisect.bisect_left(changes, ts_us, key=_TIME)
+    while index < len(changes) and changes[index][0] == ts_us and changes[index][1] < event_id:
+        index += 1
+    if index < len(changes) and changes[index][0] == ts_us and changes[index][1] == event_id:
         return False
     changes.insert(index, change)
     return True
@@ -55,7 +56,7 @@ def apply_agent_event(record: AgentRecord, event: dict[str, Any]) -> bool:
 def state_at(record: AgentRecord, at_us: int) -> tuple[str, list[str]] | None:
     """State and queues from the latest change strictly before ``at_us``."""
     changes: list[Transition] = record["changes"]
-    index = bisect.bisect_left(changes, at_us, key=lambda c: c[0])
+    index = bisect.bisect_left(changes, at_us, key=_TIME)
     if index == 0:
         return None
     _, _, state, queues = changes[index - 1]
