@@ -70,7 +70,7 @@ class ExpiryRounds:
 
     WALK_SLICE = 20_000
     DELETE_SLICE = 5_000
-    WALK_SPACING = 20
+    WALK_SPACING = 50
 
     def __init__(self, retention: Retention) -> None:
         self.retention = retention

@@ -601,7 +601,8 @@ def test_expiry_drops_calls_waiting_past_the_retention_from_the_live_set(
 
 
 def test_expiry_walks_a_big_store_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A walk that took 10 s is not repeated within 20 x 10 s: expiry stays a small share."""
+    """A walk that took 10 s is not repeated within WALK_SPACING x 10 s: expiry stays a small
+    share of the worker's time."""
     old: Store = {}
     process(old, FIRST_MESSAGE, offset=1, now_us=T0_US + s(140))
     now_us = T0_US + 9 * DAY_US  # past the 8-day bucket retention of everything in ``old``
@@ -611,9 +612,10 @@ def test_expiry_walks_a_big_store_less_often(monkeypatch: pytest.MonkeyPatch) ->
     store: Store = {}
     rounds.maybe_expire(store, 0, 1, now_us)  # walks an empty store, "in 10 s"
     store.update(copy.deepcopy(old))
-    rounds.maybe_expire(store, 0, 2, now_us + s(60))  # due, but no walk before 200 s
+    spaced_us = ExpiryRounds.WALK_SPACING * s(10)
+    rounds.maybe_expire(store, 0, 2, now_us + spaced_us - 1)  # due, but too soon for a walk
     assert key("b", "sales", T0_US) in store
-    rounds.maybe_expire(store, 0, 3, now_us + s(200))
+    rounds.maybe_expire(store, 0, 3, now_us + spaced_us)
     assert key("b", "sales", T0_US) not in store
 
 
