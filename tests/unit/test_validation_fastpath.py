@@ -25,25 +25,15 @@ from stream.decode import Rejection
 from stream.fastcheck import IDENTIFIER_PATTERN, accept_check
 from stream.kpi.timeutil import US_PER_S, us_to_rfc3339
 from stream.validation import (
-    DEFAULT_SCHEMAS_DIR,
     INVALID_TIMESTAMP,
     MAX_NESTING,
     TOO_FAR_IN_FUTURE,
     TOO_OLD,
     EventValidator,
-    _local_ref_handler,
-    load_event_schemas,
 )
 from tests.unit.test_validation import NOW_US, _nest, event
+from tests.unit.test_validation_patterns import PLAIN, SCHEMAS
 
-SCHEMAS = load_event_schemas(DEFAULT_SCHEMAS_DIR)
-HANDLERS = {"https": _local_ref_handler(DEFAULT_SCHEMAS_DIR)}
-PLAIN = {
-    event_type: fastjsonschema.compile(
-        schema, handlers=HANDLERS, use_default=False, use_formats=False
-    )
-    for event_type, schema in SCHEMAS.items()
-}
 FAST = EventValidator()
 REFERENCE = EventValidator(fast_path=False)
 TIMING = {INVALID_TIMESTAMP, TOO_OLD, TOO_FAR_IN_FUTURE}
