@@ -154,10 +154,15 @@ def _on_totals(model: ReadModel, parts: list[str], value: dict[str, Any] | None)
         model.queue(routing[2:]).totals = KpiAccumulator.from_json(value["acc"])
 
 
+LEGACY_HISTORY = -1  # the chunk key of an agent's history written whole (``g|agent``)
+
+
 def _on_agent(model: ReadModel, parts: list[str], value: dict[str, Any] | None) -> None:
-    _, agent_id, chunk = parts
+    agent_id = parts[1]
+    # A whole history as workers before the hour chunks wrote it: before every hour.
+    chunk = int(parts[2]) if len(parts) > 2 else LEGACY_HISTORY
     chunks = model.agent_chunks.setdefault(agent_id, {})
-    _put(chunks, int(chunk), StoredChanges(value["changes"]) if value else None)
+    _put(chunks, chunk, StoredChanges(value["changes"]) if value else None)
     before = model.agents.get(agent_id)
     after = joined_agent(agent_id, [chunks[start] for start in sorted(chunks)]) if chunks else None
     if not chunks:

@@ -136,8 +136,9 @@ class _Walk:
                 continue
             family, _, rest = record_key.partition(records.SEP)
             if family == records.AGENT:
-                agent_id, _, chunk = rest.rpartition(records.SEP)
-                if int(chunk) + HISTORY_CHUNK_US <= horizons.bucket:
+                agent_id, hourly, chunk = rest.rpartition(records.SEP)
+                # A history written whole (before the hour chunks) is kept: it has no hour.
+                if hourly and int(chunk) + HISTORY_CHUNK_US <= horizons.bucket:
                     chunks = self._old_chunks.setdefault(agent_id, [])
                     chunks.append((int(chunk), record_key, partition))
             elif family == records.LIVE or horizons.expired(family, rest, value):

@@ -284,3 +284,16 @@ def test_a_queue_reads_the_agents_whose_history_names_it() -> None:
     model.apply(records.key(records.AGENT, "a1", ten), None)
     assert model.agents_of("sales") == [] and model.agents_by_queue == {}
     assert model.agents == {} and model.agent_chunks == {}
+
+
+def test_a_history_written_whole_by_an_older_worker_reads_before_its_hours() -> None:
+    model = ReadModel()
+    ten = hms("10:00:00")
+    whole = {"agent_id": "a1", "changes": [[hms("08:15:00"), "e1", "available", ["sales"]]]}
+    model.apply(records.key(records.AGENT, "a1"), whole)  # ``g|agent``: no hour part
+    hour = {"agent_id": "a1", "changes": [[ten + 5, "e2", "on_call", ["support"]]]}
+    model.apply(records.key(records.AGENT, "a1", ten), hour)
+    assert [c[0] for c in model.agents["a1"]["changes"]] == [hms("08:15:00"), ten + 5]
+    assert sorted(model.agents_by_queue) == ["sales", "support"]
+    model.apply(records.key(records.AGENT, "a1"), None)
+    assert [c[0] for c in model.agents["a1"]["changes"]] == [ten + 5]

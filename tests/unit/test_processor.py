@@ -619,6 +619,13 @@ def test_expiry_walks_a_big_store_less_often(monkeypatch: pytest.MonkeyPatch) ->
     assert key("b", "sales", T0_US) not in store
 
 
+def test_expiry_keeps_a_history_written_whole_by_an_older_worker() -> None:
+    legacy = key("g", "a1")  # no hour part: the record an older worker wrote
+    store: Store = {legacy: {"agent_id": "a1", "changes": [], OFFSET_FIELD: 1, PARTITION_FIELD: 0}}
+    assert expire_partition(store, 0, 2, T0_US + 30 * DAY_US, Retention()) == 0
+    assert legacy in store
+
+
 def test_expiry_walks_and_deletes_a_slice_per_batch() -> None:
     """Never a stall: a walk looks at WALK_SLICE records a batch, a partition deletes at most
     DELETE_SLICE a batch; a record deleted meanwhile is skipped, one added waits."""
