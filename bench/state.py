@@ -21,9 +21,10 @@ from bench import kafkaio
 from bench.events import Event
 from callpulse.pseudonym import Pseudonymiser
 from stream.decode import Rejection
+from stream.expiry import expire_candidates, expiry_candidates
 from stream.kpi.config import CentreConfig
 from stream.kpi.timeutil import US_PER_S, parse_ts_us
-from stream.processor import MessageProcessor, Retention, expire_partition
+from stream.processor import MessageProcessor, Retention
 from stream.records import routing_key
 from stream.validation import EventValidator
 
@@ -104,9 +105,18 @@ class StateBuilder:
 
     def expire(self, now_us: int) -> None:
         """What the worker's per-minute expiry leaves: the steady state, not the whole day."""
+        # One walk for every partition, as the worker's expiry does.
+        candidates = expiry_candidates(self.state.store, now_us, self.retention)
         for partition in range(self.partitions):
             offset = self.state.offsets.get(partition, 0)
-            expire_partition(self.state.store, partition, offset, now_us, self.retention)
+            expire_candidates(
+                self.state.store,
+                partition,
+                offset,
+                now_us,
+                self.retention,
+                candidates.get(partition, ()),
+            )
 
 
 def changelog_messages(
