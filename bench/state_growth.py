@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.events import event_chunks
 from bench.throughput import traffic
+from callpulse.heap import BatchCollector
 from stream.changelog import RunWrites
 from stream.ingress import KeyPartitions
 from stream.kpi.config import CentreConfig
@@ -42,6 +43,7 @@ class Growth:
         self.events = 0
         self.records = 0
         self.cpu_s = 0.0
+        self.collector = BatchCollector()
 
     def run(self, partition: int, events: list[Event]) -> None:
         messages: list[Message] = []
@@ -51,6 +53,7 @@ class Growth:
         started = time.process_time()
         writes = RunWrites(self.store, partition)
         self.processor.process_batch(writes, messages, partition=partition, now_us=now_us())
+        self.collector.after_batch()  # as the worker does after each batch
         self.cpu_s += time.process_time() - started
         self.events += len(events)
         self.records += len(writes.records)

@@ -91,12 +91,15 @@ class RunWrites:
     """A ``RecordStore`` for one run of one partition: reads and writes ``data`` (the table's
     local store) and keeps every write's changelog record, in write order, in ``records``."""
 
-    __slots__ = ("data", "partition", "records")
+    __slots__ = ("data", "keeps_values", "partition", "records")
 
     def __init__(self, data: MutableMapping[Any, Any], partition: int) -> None:
         self.data = data
         self.partition = partition
         self.records: list[ChangelogRecord] = []
+        # Whether a read returns the very object written (the memory store's dict), not a
+        # copy decoded again (RocksDB): what the processor may remember by identity.
+        self.keeps_values = isinstance(data, dict)
 
     def get(self, key: str) -> Record | None:
         value: Record | None = self.data.get(key)

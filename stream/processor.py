@@ -29,6 +29,7 @@ value copying it would, without the copy.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from itertools import islice
 from typing import Any
 
 from stream import records
@@ -65,9 +66,12 @@ __all__ = [
 ]
 
 Event = dict[str, Any]
-# Agent history chunks whose event-id sets are kept between batches (a set of a few dozen ids
-# each): a few thousand agents' current hours.
-AGENT_ID_SETS_KEPT = 20_000
+# Agent history chunks whose event-id sets are kept between batches (a set of a few dozen ids,
+# ~2 KB, each). A replay's batches hold several hours of event time at once (its input
+# partitions are read at different paces), so a few thousand agents' working set is tens of
+# thousands of chunks: with 20,000, cleared whenever full, every set was rebuilt again and again
+# (4-6 % of a 10-million-event replay). Past the limit, the half stored longest ago goes.
+AGENT_ID_SETS_KEPT = 50_000
 # One routed message: its offset and its events.
 Message = tuple[int, Iterable[Event]]
 
@@ -99,9 +103,12 @@ class MessageProcessor:
         now_us: int,
     ) -> MessageOutcome:
         """Messages of ``partition`` in offset order; each record written once (see module)."""
-        if len(self._agent_ids) > AGENT_ID_SETS_KEPT:
-            self._agent_ids.clear()  # mostly past hours': the current ones come back at once
-        held = _HeldWrites(store, self._agent_ids)
+        if getattr(store, "keeps_values", True):
+            _keep_newest(self._agent_ids, AGENT_ID_SETS_KEPT)
+            kept = self._agent_ids
+        else:  # a kept set is trusted only for the very record read: never, from RocksDB
+            kept = {}
+        held = _HeldWrites(store, kept)
         outcome = MessageOutcome()
         last_offset: int | None = None
         for offset, events in messages:
@@ -480,6 +487,14 @@ class _MessageWork:
                 continue
             self.store.set_aggregate(chunk_key, self._stamp(record))
             self.store.agent_ids[chunk_key] = (record, self.agent_ids[chunk_key])
+
+
+def _keep_newest(kept: dict[str, Any], limit: int) -> None:
+    """Past ``limit`` entries, the older half of ``kept`` by when each was stored (a chunk's
+    set is stored again, at the end, each time its chunk is written)."""
+    if len(kept) > limit:
+        for key in list(islice(kept, len(kept) - limit // 2)):
+            del kept[key]
 
 
 def _copy_state(stored: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 from mode import BaseSignalT
 
+from callpulse.heap import BatchCollector
 from callpulse.kafka import faust_credentials, producer_acks
 from callpulse.pseudonym import pseudonymiser_for
 from callpulse.settings import Settings
@@ -151,6 +152,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         batches = cast(faust.Stream[bytes], stream).take_events(
             AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
         )
+        collector = BatchCollector()
         async for batch in batches:
             in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
             for partition, events in _by_partition(batch).items():
@@ -167,6 +169,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             # Faust acks the batch (its offsets become committable) when the next is asked
             # for: every changelog record of it is acknowledged first (stream.changelog).
             await changelog.settle()
+            collector.after_batch()
 
     return app
 

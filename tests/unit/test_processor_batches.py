@@ -8,12 +8,15 @@ same records: the offset fence is per message, whatever the batches.
 from __future__ import annotations
 
 import copy
+from collections import UserDict
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
+from stream.changelog import RunWrites
 from stream.kpi.config import CentreConfig
-from stream.processor import MessageProcessor, Retention
+from stream.processor import MessageProcessor, Retention, _keep_newest
 from stream.records import key
 from tests.unit.test_processor import (
     T0_US,
@@ -189,3 +192,71 @@ def test_an_agents_ids_are_kept_between_batches_only_while_the_store_holds_that_
     )
     assert outcome.duplicates == 0
     assert rolled_back == store
+
+
+def test_kept_id_sets_past_the_limit_lose_the_half_stored_longest_ago() -> None:
+    kept = {f"g|a{number}|0": number for number in range(11)}
+    kept["g|a3|0"] = kept.pop("g|a3|0")  # a3's chunk written again: stored last
+    _keep_newest(kept, 10)
+    assert list(kept) == ["g|a7|0", "g|a8|0", "g|a9|0", "g|a10|0", "g|a3|0"]
+    _keep_newest(kept, 10)
+    assert len(kept) == 5
+
+
+def test_dedupe_is_exact_whatever_the_kept_sets_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents' events and their resends over many batches: with room for 3 kept sets the
+    records are those of a processor that keeps them all."""
+
+    def state(agent: int, event_id: str, at_s: float) -> Event:
+        return ev("agent.state", event_id, s(at_s), agent_id=f"a{agent}", state="on_call")
+
+    batches = [
+        [state(agent, f"e{agent}-{step}", step * 40 + agent) for agent in range(8)]
+        + [state(agent, f"e{agent}-{step - 1}", step * 40 + agent) for agent in range(0, 8, 3)]
+        for step in range(1, 12)
+    ]
+    stores: list[Store] = []
+    for limit in (10_000, 3):
+        monkeypatch.setattr("stream.processor.AGENT_ID_SETS_KEPT", limit)
+        processor, store = MessageProcessor(CentreConfig(), KEEP_ALL), {}
+        for offset, batch in enumerate(batches):
+            processor.process_batch(store, [(offset, batch)], partition=0, now_us=T0_US)
+        assert len(processor._agent_ids) <= max(limit, 8)
+        stores.append(store)
+    assert stores[0] == stores[1]
+    assert stores[0][key("t", "a:a0")]["duplicates"] == 10
+
+
+class DecodingStore(dict[str, Any]):
+    """Hands back a fresh copy of each record, as RocksDB decodes one on every read."""
+
+    keeps_values = False
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = super().get(key, default)
+        return copy.deepcopy(value)
+
+
+def test_no_id_sets_are_kept_for_a_store_that_decodes_every_read() -> None:
+    """They would never be trusted (a kept set belongs to the very record read) and would hold
+    tens of thousands of sets for nothing; within a batch they still serve, and the records are
+    those of the memory store."""
+
+    def state(step: int, sent_at: int) -> Event:
+        agent = f"a{step % 3}"
+        return ev("agent.state", f"g{step}", s(sent_at * 30), agent_id=agent, state="on_call")
+
+    messages = [[state(step, step), state(step - 1, step)] for step in range(1, 9)]  # a resend
+    stores: list[Store] = []
+    for store in (Store(), DecodingStore()):
+        processor = MessageProcessor(CentreConfig(), KEEP_ALL)
+        for offset, message in enumerate(messages):
+            processor.process_batch(store, [(offset, message)], partition=0, now_us=T0_US)
+        assert len(processor._agent_ids) == (0 if isinstance(store, DecodingStore) else 3)
+        stores.append(dict(store))
+    assert stores[0] == stores[1]
+
+
+def test_run_writes_say_whether_reads_return_the_values_written() -> None:
+    assert RunWrites({}, 0).keeps_values
+    assert not RunWrites(UserDict(), 0).keeps_values
