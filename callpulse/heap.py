@@ -3,9 +3,9 @@ once an hour, so cyclic garbage frozen with it is still reclaimed.
 
 With CPython's generational collector every container that outlives a young collection is
 scanned again in the middle generation before it reaches the old one, and the old generation is
-walked whole each time it has grown by a quarter: a replay's stage two spent about a seventh of
-its CPU there (``bench.state_growth``), on objects that hold no cycles (the table's records,
-runs waiting for their changelog acknowledgement). ``gc.freeze()`` after a batch takes
+walked whole each time it has grown by a quarter: in-process, a replay's two stages spent an
+eighth of their CPU there (``bench.state_growth``), on objects that hold no cycles (the table's
+records, runs waiting for their changelog acknowledgement). ``gc.freeze()`` after a batch takes
 everything alive then out of every later scan. It would also freeze any cyclic garbage alive at
 that moment (Kafka clients' futures, exception tracebacks): measured, there is next to none
 (full collections every 5 s through a 300,000-event run found 35 unreachable objects after
