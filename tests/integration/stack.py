@@ -28,6 +28,10 @@ STARTUP_TIMEOUT_S = 60.0
 ASSIGNMENT_LOG = re.compile(r"Setting newly assigned partitions(.*?) for group (\S+)", re.DOTALL)
 
 
+# A local variable's line in mode's task dump (``    name = value``): left out of reports.
+_LOCAL_VARIABLE = re.compile(r"^ {4}\w+ = ")
+
+
 @dataclass
 class Stack:
     bootstrap: str
@@ -165,7 +169,26 @@ class Stack:
                 if process.poll() is not None:
                     raise AssertionError(f"{name} died:\n{self.log(name)[-3000:]}")
             time.sleep(poll_s)
-        raise AssertionError(f"timed out waiting for {what or condition}")
+        raise AssertionError(f"timed out waiting for {what or condition}{self._worker_dumps()}")
+
+    def _worker_dumps(self) -> str:
+        """What each live worker was doing: its threads and asyncio tasks, which mode's worker
+        writes to its log on SIGUSR1 (a loop blocked for good writes nothing: that says it)."""
+        logged = {
+            name: len(self.log(name))
+            for name, process in self.processes.items()
+            if name.startswith("worker") and process.poll() is None
+        }
+        for name in logged:
+            os.kill(self.processes[name].pid, signal.SIGUSR1)
+        if logged:
+            time.sleep(3.0)
+        dumps = []
+        for name, start in logged.items():
+            lines = self.log(name)[start:].splitlines()
+            stacks = [line for line in lines if not _LOCAL_VARIABLE.match(line)]
+            dumps.append(f"\n--- {name} on SIGUSR1:\n" + "\n".join(stacks)[-60_000:])
+        return "".join(dumps)
 
     def wait_processed(self, count: int, timeout_s: float = 90.0) -> None:
         """Until the workers have processed ``count`` valid events (duplicates included)."""
