@@ -12,6 +12,8 @@ that moment (Kafka clients' futures, exception tracebacks): measured, there is n
 startup, then none), and the hourly full collection reclaims it. That collection walks every
 tracked object (0.03 s in a worker just started, 0.4 s once ``memory://`` holds 300,000 events'
 state, ~10 s for 10 million), so it is also spaced to ``SPACING`` times its own duration.
+``thaw`` undoes the freezing when something else relies on collections (the worker calls it as
+a rebalance starts).
 """
 
 from __future__ import annotations
@@ -39,6 +41,15 @@ class BatchCollector:
         self._clock = clock
         self._due = clock() + every_s
         self.full_collections = 0
+
+    def thaw(self) -> None:
+        """Everything back in the collector's reach, and a full collection at the next batch's
+        end. For a rebalance: Faust cleans up after revoked partitions by collecting garbage
+        (``Consumer.wait_empty`` calls ``gc.collect()`` until its weakly held unacked messages
+        are gone, abandoned stream generators are finalised when collected), which frozen
+        garbage would escape."""
+        gc.unfreeze()
+        self._due = self._clock()
 
     def after_batch(self) -> None:
         now = self._clock()

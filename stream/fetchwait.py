@@ -8,6 +8,7 @@ embedded broker holds every fetch for the whole wait, which made stage two's lat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiokafka
@@ -44,7 +45,15 @@ class FetchWaitApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        # Called as a rebalance starts, before Faust revokes anything (the app's signals come
+        # after its streams were drained).
+        self.rebalance_start_hooks: list[Callable[[], None]] = []
         super().__init__(*args, **kwargs)
+
+    def on_rebalance_start(self) -> None:
+        for hook in self.rebalance_start_hooks:
+            hook()
+        super().on_rebalance_start()
 
     def _new_transport(self) -> TransportT:
         transport_class = _transport(self._fetch_max_wait_ms)

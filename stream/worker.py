@@ -128,6 +128,9 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     changelog = ChangelogWriter(settings, state)
     app.service(changelog)  # type: ignore[arg-type]
 
+    collector = BatchCollector()
+    app.rebalance_start_hooks.append(collector.thaw)
+
     @app.on_partitions_revoked.connect
     async def settle_changelog(
         sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
@@ -152,7 +155,6 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         batches = cast(faust.Stream[bytes], stream).take_events(
             AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
         )
-        collector = BatchCollector()
         async for batch in batches:
             in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
             for partition, events in _by_partition(batch).items():

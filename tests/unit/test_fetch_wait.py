@@ -4,6 +4,8 @@ fetch for its whole wait, that wait is the pipeline's latency per hop."""
 
 from __future__ import annotations
 
+import gc
+
 from callpulse.pseudonym import DEV_KEY, pseudonymiser_for_key
 from callpulse.settings import Settings
 from stream.ingress import Ingress
@@ -31,3 +33,17 @@ async def test_stage_ones_consumer_takes_the_configured_fetch_wait() -> None:
         assert consumer._fetch_max_wait_ms == 37
     finally:
         await consumer.stop()
+
+
+def test_the_worker_thaws_its_heap_as_a_rebalance_starts() -> None:
+    """Faust collects garbage while it revokes partitions (its unacked messages are weakly
+    held): nothing frozen after a batch may escape that."""
+    app = create_worker_app(SETTINGS, CentreConfig())
+    kept = [object() for _ in range(10)]  # noqa: F841 - alive while frozen
+    gc.freeze()
+    try:
+        assert gc.get_freeze_count() > 0
+        app.on_rebalance_start()
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()

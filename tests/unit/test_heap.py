@@ -89,3 +89,16 @@ def test_a_slow_full_collection_is_spaced_out() -> None:
     clock.now += SPACING * 10.0  # longer than any collection of this small heap can take
     collector.after_batch()
     assert collector.full_collections == 2
+
+
+def test_a_thawed_heap_is_collected_whole_and_at_the_next_batch_end() -> None:
+    """A rebalance: Faust's own collections must reach what earlier batches froze."""
+    clock = Clock()
+    collector = BatchCollector(every_s=3600.0, clock=clock)
+    garbage = cycle()
+    collector.after_batch()
+    collector.thaw()
+    gc.collect()
+    assert garbage() is None
+    collector.after_batch()
+    assert collector.full_collections == 1
