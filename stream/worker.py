@@ -128,8 +128,9 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     changelog = ChangelogWriter(settings, state)
     app.service(changelog)  # type: ignore[arg-type]
 
-    collector = BatchCollector()
-    app.rebalance_start_hooks.append(collector.thaw)
+    collector = BatchCollector() if settings.worker_gc_freeze else None
+    if collector is not None:
+        app.rebalance_start_hooks.append(collector.thaw)
 
     @app.on_partitions_revoked.connect
     async def settle_changelog(
@@ -171,7 +172,8 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             # Faust acks the batch (its offsets become committable) when the next is asked
             # for: every changelog record of it is acknowledged first (stream.changelog).
             await changelog.settle()
-            collector.after_batch()
+            if collector is not None:
+                collector.after_batch()
 
     return app
 

@@ -38,7 +38,9 @@ async def test_stage_ones_consumer_takes_the_configured_fetch_wait() -> None:
 def test_the_worker_thaws_its_heap_as_a_rebalance_starts() -> None:
     """Faust collects garbage while it revokes partitions (its unacked messages are weakly
     held): nothing frozen after a batch may escape that."""
-    app = create_worker_app(SETTINGS, CentreConfig())
+    app = create_worker_app(
+        Settings(kafka_fetch_max_wait_ms=37, insecure=True, worker_gc_freeze=True), CentreConfig()
+    )
     kept = [object() for _ in range(10)]  # noqa: F841 - alive while frozen
     gc.freeze()
     try:
