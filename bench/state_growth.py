@@ -53,7 +53,7 @@ class Growth:
         started = time.process_time()
         writes = RunWrites(self.store, partition)
         self.processor.process_batch(writes, messages, partition=partition, now_us=now_us())
-        self.collector.after_batch()  # as the worker does after each batch
+        self.collector.after_batch()  # as the worker does with CALLPULSE_WORKER_GC_FREEZE=true
         self.cpu_s += time.process_time() - started
         self.events += len(events)
         self.records += len(writes.records)

@@ -206,3 +206,22 @@ def test_sigkilled_worker_recovers_the_exact_figures(
         )
     finally:
         stack.stop()
+
+
+def test_figures_are_the_same_with_the_worker_heap_frozen_after_each_batch(
+    broker: str,
+    tmp_path: Path,
+    stream: GeneratedStream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CALLPULSE_WORKER_GC_FREEZE (what the benchmark runs with) changes no figure: all of them
+    as the reference computes them from the raw events."""
+    monkeypatch.setenv("CALLPULSE_WORKER_GC_FREEZE", "true")
+    stack = start_stack(broker, tmp_path, "frozen-heap")
+    try:
+        stack.produce(stream.messages(0, len(stream.delivered), PER_MESSAGE))
+        stack.wait_counted(len(stream.history))
+        taken = _settled_snapshot(stack, stream)
+        assert assert_snapshot_matches_reference(taken, stream.history) == 3 * 4 * 3
+    finally:
+        stack.stop()
