@@ -169,7 +169,33 @@ class Stack:
                 if process.poll() is not None:
                     raise AssertionError(f"{name} died:\n{self.log(name)[-3000:]}")
             time.sleep(poll_s)
-        raise AssertionError(f"timed out waiting for {what or condition}{self._worker_dumps()}")
+        report = self._pipeline_report() + self._worker_dumps()
+        raise AssertionError(f"timed out waiting for {what or condition}{report}")
+
+    def _pipeline_report(self) -> str:
+        """Where each stage stands: its group's members, each worker's last assignment in it
+        (from its log), and the group's committed offsets against the topic's end offsets."""
+        app_id = self.env.get("CALLPULSE_APP_ID", "")
+        stages = (
+            ("stage one", self.events_topic, f"{app_id}-validate"),
+            ("stage two", f"{app_id}-routed-events", app_id),
+        )
+        workers = [name for name in self.processes if name.startswith("worker")]
+        lines = []
+        for stage, topic, group in stages:
+            try:
+                members = len(self.group_members(group))
+                committed = asyncio.run(_committed_offsets(self.bootstrap, group, topic))
+                ends = self.end_offsets(topic)
+            except Exception as exc:  # a report on a failure must not hide it
+                lines.append(f"{stage} ({group}): not described: {exc!r}")
+                continue
+            owned = {name: sorted(self.assigned_partitions(name, topic, group)) for name in workers}
+            lines.append(
+                f"{stage} ({group}): {members} members; assigned {owned}; "
+                f"committed {committed} of {ends}"
+            )
+        return "\n--- pipeline:\n" + "\n".join(lines)
 
     def _worker_dumps(self) -> str:
         """What each live worker was doing: its threads and asyncio tasks, which mode's worker
@@ -314,6 +340,16 @@ async def _group_members(bootstrap: str, group: str) -> list[str]:
         for described in response.groups  # (error, group, state, protocol type, protocol, members)
         for member in described[5]
     ]
+
+
+async def _committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == topic}
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
