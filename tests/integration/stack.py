@@ -8,7 +8,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,8 +185,8 @@ class Stack:
         for stage, topic, group in stages:
             try:
                 members = len(self.group_members(group))
-                committed = asyncio.run(_committed_offsets(self.bootstrap, group, topic))
                 ends = self.end_offsets(topic)
+                committed = asyncio.run(_committed_offsets(self.bootstrap, group, topic, ends))
             except Exception as exc:  # a report on a failure must not hide it
                 lines.append(f"{stage} ({group}): not described: {exc!r}")
                 continue
@@ -342,14 +342,19 @@ async def _group_members(bootstrap: str, group: str) -> list[str]:
     ]
 
 
-async def _committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+async def _committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    """The group's committed offsets (-1: none) for ``partitions`` of ``topic`` (the embedded
+    broker drops the connection when asked for all of a group's offsets)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        wanted = [TopicPartition(topic, partition) for partition in partitions]
+        offsets = await admin.list_consumer_group_offsets(group, partitions=wanted)
     finally:
         await admin.close()
-    return {tp.partition: int(meta.offset) for tp, meta in offsets.items() if tp.topic == topic}
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items()}
 
 
 async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
