@@ -292,6 +292,8 @@ class Ingress(Service):
         self.validator = validator
         self.pseudonymiser = pseudonymiser
         self._partitions: KeyPartitions | None = None
+        # The consumer of the attempt under way (stream.diagnose reads it).
+        self.consumer: AIOKafkaConsumer | None = None
 
     @Service.task
     async def _consume_until_stopped(self) -> None:
@@ -310,6 +312,7 @@ class Ingress(Service):
 
     async def _consume(self) -> None:
         consumer, producer = self._consumer(), self._producer()
+        self.consumer = consumer
         commits = InOrderCommits(consumer)
         try:
             await producer.start()

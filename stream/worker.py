@@ -29,6 +29,7 @@ from callpulse.heap import BatchCollector
 from callpulse.kafka import faust_credentials, producer_acks
 from callpulse.pseudonym import pseudonymiser_for
 from callpulse.settings import Settings
+from stream import diagnose
 from stream.changelog import ChangelogWriter, RunWrites, local_store
 from stream.fetchwait import FetchWaitApp
 from stream.ingress import Ingress
@@ -123,7 +124,8 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     validator = EventValidator(max_past_s=settings.retention_s, max_future_s=settings.max_future_s)
     # Extra services start once the tables have recovered, so the routed topic exists by then.
     # Faust takes an instance as well as a class (App._prepare_subservice); its hint says class.
-    app.service(Ingress(settings, validator, pseudonymiser_for(settings)))  # type: ignore[arg-type]
+    ingress = Ingress(settings, validator, pseudonymiser_for(settings))
+    app.service(ingress)  # type: ignore[arg-type]
     # Stage two's changelog producer (table writes bypass Faust's, see stream.changelog).
     changelog = ChangelogWriter(settings, state)
     app.service(changelog)  # type: ignore[arg-type]
@@ -131,6 +133,11 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
     collector = BatchCollector() if settings.worker_gc_freeze else None
     if collector is not None:
         app.rebalance_start_hooks.append(collector.thaw)
+
+    async def consumer_state_on_sigusr2() -> None:
+        diagnose.install(app, lambda: ingress.consumer)
+
+    app.task(consumer_state_on_sigusr2)  # once the worker runs: the handler needs its loop
 
     @app.on_partitions_revoked.connect
     async def settle_changelog(

@@ -198,14 +198,15 @@ class Stack:
         return "\n--- pipeline:\n" + "\n".join(lines)
 
     def _worker_dumps(self) -> str:
-        """What each live worker was doing: its threads and asyncio tasks, which mode's worker
-        writes to its log on SIGUSR1 (a loop blocked for good writes nothing: that says it)."""
+        """What each live worker was doing: where its consumers stand (SIGUSR2), its threads and
+        asyncio tasks (mode's worker on SIGUSR1). A loop blocked for good writes nothing."""
         logged = {
             name: len(self.log(name))
             for name, process in self.processes.items()
             if name.startswith("worker") and process.poll() is None
         }
         for name in logged:
+            os.kill(self.processes[name].pid, signal.SIGUSR2)  # consumers (stream.diagnose)
             os.kill(self.processes[name].pid, signal.SIGUSR1)
         if logged:
             time.sleep(3.0)
