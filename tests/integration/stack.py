@@ -99,6 +99,12 @@ class Stack:
         """Each partition of ``topic``: the offset its next record will get."""
         return asyncio.run(_end_offsets(self.bootstrap, topic))
 
+    def committed_offsets(
+        self, group: str, topic: str, partitions: Iterable[int]
+    ) -> dict[int, int]:
+        """What ``group`` committed on each of ``partitions`` of ``topic`` (-1: nothing)."""
+        return asyncio.run(_committed_offsets(self.bootstrap, group, topic, partitions))
+
     def record_keys(self, topic: str, timeout_s: float = 30.0) -> dict[int, list[Any]]:
         """Each partition of ``topic``: the JSON keys of its records, in order, up to the end
         offsets the broker reports (see callpulse.broker.EXACT_END_OFFSETS_ENV)."""
@@ -186,7 +192,7 @@ class Stack:
             try:
                 members = len(self.group_members(group))
                 ends = self.end_offsets(topic)
-                committed = asyncio.run(_committed_offsets(self.bootstrap, group, topic, ends))
+                committed = self.committed_offsets(group, topic, ends)
             except Exception as exc:  # a report on a failure must not hide it
                 lines.append(f"{stage} ({group}): not described: {exc!r}")
                 continue

@@ -1,0 +1,78 @@
+"""``kill -USR2`` on a worker writes where its consumers stand (``stream.diagnose``): checked
+against the broker's own end offsets once the worker has read everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from callpulse.settings import Settings
+from tests.integration.snapshots import generated_stream
+from tests.integration.stack import Stack, start_stack
+
+pytestmark = pytest.mark.broker
+
+PARTITIONS = 3
+
+
+def _reported(stack: Stack, topic: str, text: str) -> dict[int, str]:
+    """Each partition of ``topic`` in a consumer-state report: the rest of its line."""
+    pattern = re.compile(rf"^  {re.escape(topic)}\[(\d+)\]\s*(.*)$", re.MULTILINE)
+    return {int(partition): rest for partition, rest in pattern.findall(text)}
+
+
+def _positions(lines: dict[int, str]) -> dict[int, int]:
+    return {
+        partition: int(re.findall(r"position (\d+)", line)[0]) for partition, line in lines.items()
+    }
+
+
+async def _ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """One past the last offset of each partition of ``topic``, read until a second of quiet."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer.topics()
+        ends = dict.fromkeys(range(len(consumer.partitions_for_topic(topic) or ())), 0)
+        while batches := await consumer.getmany(timeout_ms=1000):
+            for tp, records in batches.items():
+                ends[tp.partition] = records[-1].offset + 1
+        return ends
+    finally:
+        await consumer.stop()
+
+
+def test_sigusr2_reports_each_consumers_group_and_positions(broker: str, tmp_path: Path) -> None:
+    stack = start_stack(broker, tmp_path, "diagnose", partitions=PARTITIONS)
+    settings = Settings(app_id=stack.env["CALLPULSE_APP_ID"], partitions=PARTITIONS)
+    stream = generated_stream(7, queues=("sales", "support", "billing"))
+    try:
+        stack.produce(stream.messages(0, len(stream.delivered), 10))
+        stack.wait_counted(len(stream.history))
+        start = len(stack.log("worker"))
+        os.kill(stack.processes["worker"].pid, signal.SIGUSR2)
+        stack.wait_until(lambda: "stage one:" in stack.log("worker")[start:], 10, "a report")
+        report = stack.log("worker")[start:]
+
+        assert f"group {settings.app_id}: generation" in report
+        assert f"group {settings.validate_group}: generation" in report
+        assert "flow active True" in report
+        # Everything was read. The broker's end offsets are not exact for topics written in
+        # batches (callpulse.broker), so: stage one is where it committed, stage two one past
+        # each routed partition's last record, as a consumer of its own reads them.
+        stage_one = _reported(stack, stack.events_topic, report)
+        committed = stack.committed_offsets(
+            settings.validate_group, stack.events_topic, range(PARTITIONS)
+        )
+        assert _positions(stage_one) == committed
+        stage_two = _reported(stack, settings.routed_topic, report)
+        assert _positions(stage_two) == asyncio.run(_ends(stack.bootstrap, settings.routed_topic))
+        assert all(line.startswith("active:") for line in stage_two.values()), stage_two
+    finally:
+        stack.stop()
