@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from callpulse.broker import EMBEDDED_BROKER_ENV, free_port
 from callpulse.process import spawn, stop_process
+from stream.records import TOTALS, routing_key, split_key
 
 STARTUP_TIMEOUT_S = 60.0
 # aiokafka logs each assignment, which Faust's log formatter draws as a table, one row a topic:
@@ -124,12 +125,16 @@ class Stack:
         return processed - self.metric_sum("callpulse_events_duplicate_total", text)
 
     def wait_counted(self, count: int, timeout_s: float = 90.0, poll_s: float = 0.2) -> None:
-        self.wait_until(
-            lambda: self.counted_events() >= count,
-            timeout_s,
-            f"{count} distinct events counted",
-            poll_s=poll_s,
-        )
+        seen: list[float] = [0.0]
+
+        def counted() -> bool:
+            seen[0] = self.counted_events()
+            return seen[0] >= count
+
+        try:
+            self.wait_until(counted, timeout_s, f"{count} distinct events counted", poll_s=poll_s)
+        except AssertionError as exc:
+            raise AssertionError(f"{seen[0]:.0f} counted; {exc}") from None
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
@@ -201,6 +206,10 @@ class Stack:
                 f"{stage} ({group}): {members} members; assigned {owned}; "
                 f"committed {committed} of {ends}"
             )
+        try:
+            lines.extend(asyncio.run(_routing_report(self.bootstrap, app_id)))
+        except Exception as exc:
+            lines.append(f"routing keys: not read: {exc!r}")
         return "\n--- pipeline:\n" + "\n".join(lines)
 
     def _worker_dumps(self) -> str:
@@ -323,6 +332,49 @@ async def _consume(bootstrap: str, topic: str, expected: int, timeout_s: float) 
     finally:
         await consumer.stop()
     return found
+
+
+async def _read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` from the start, until a second passes with none."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        while batches := await consumer.getmany(timeout_ms=1000):
+            for records in batches.values():
+                found.extend(records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def _routing_report(bootstrap: str, app_id: str) -> list[str]:
+    """Per routing key whose figures fall short: the distinct events stage one forwarded to
+    the routed topic against the events the changelog's totals count (processed less
+    duplicates), so a shortfall shows which stage lost what."""
+    forwarded: dict[str, set[str]] = {}
+    for record in await _read_all(bootstrap, f"{app_id}-routed-events"):
+        for event in orjson.loads(record.value):
+            forwarded.setdefault(routing_key(event), set()).add(event["event_id"])
+    counted: dict[str, int] = {}
+    where: dict[str, str] = {}
+    for record in await _read_all(bootstrap, f"{app_id}-state-changelog"):
+        parts = split_key(orjson.loads(record.key))
+        if parts[0] == TOTALS:
+            value = orjson.loads(record.value) if record.value else None
+            total = sum(value["events"].values()) - value["duplicates"] if value else 0
+            counted[parts[1]] = total
+            where[parts[1]] = f"p{record.partition}@{record.offset}"
+    short = [
+        f"  {routing}: forwarded {len(ids)}, counted {counted.get(routing, 0)} "
+        f"(totals {where.get(routing, 'none')})"
+        for routing, ids in sorted(forwarded.items())
+        if counted.get(routing, 0) != len(ids)
+    ]
+    total = sum(len(ids) for ids in forwarded.values())
+    return [f"routing keys: {total} distinct events forwarded; short or over:", *short]
 
 
 def _partition_numbers(text: str) -> set[int]:
