@@ -25,7 +25,13 @@ def install(app: Any, stage_one: Callable[[], Any]) -> None:
 
 
 def describe(app: Any, stage_one_consumer: Any) -> str:
-    return "\n".join([*_guarded(_stage_two, app), *_guarded(_stage_one, stage_one_consumer)])
+    return "\n".join(
+        [
+            *_guarded(_stage_two, app),
+            *_guarded(_agents, app),
+            *_guarded(_stage_one, stage_one_consumer),
+        ]
+    )
 
 
 def _guarded(lines: Callable[[Any], Iterator[str]], source: Any) -> Iterator[str]:
@@ -51,6 +57,15 @@ def _stage_two(app: Any) -> Iterator[str]:
             f"read {consumer._read_offset.get(tp)}, committed {consumer._committed_offset.get(tp)}"
             f", {_partition(client, tp)}"
         )
+
+
+def _agents(app: Any) -> Iterator[str]:
+    """Each agent actor: what its channel holds and where its coroutine waits."""
+    for agent in app.agents.values():
+        for actor in list(agent._actors):
+            queue = actor.stream.channel.queue
+            yield f"agent {agent.name}: {queue.qsize()} messages queued; waiting in:"
+            yield from ("    " + line for line in actor.traceback().splitlines())
 
 
 def _stage_one(consumer: Any) -> Iterator[str]:
