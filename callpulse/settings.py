@@ -45,9 +45,8 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(default=2000, ge=1)
     ingest_batch_within_s: float = Field(default=0.02, gt=0)
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "info"
-    # gc.freeze after every stage-2 batch (callpulse/heap.py): off until the scale-out test's
-    # stall after a takeover is understood (it came more often in CI with it on).
-    worker_gc_freeze: bool = False
+    # gc.freeze after every stage-2 batch (callpulse/heap.py); false: CPython's own collections.
+    worker_gc_freeze: bool = True
 
     # Queues: YAML file with defaults and per-queue overrides (see README).
     queues_config: Path | None = None

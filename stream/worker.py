@@ -36,6 +36,7 @@ from stream.ingress import Ingress
 from stream.kpi.config import CentreConfig
 from stream.kpi.timeutil import US_PER_S
 from stream.processor import MessageProcessor, Retention
+from stream.routed import RoutedPositions
 from stream.validation import EventValidator
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ AGGREGATE_BATCH_MESSAGES = 200
 # events): each record is written once per run, so bigger runs write less per event; a run's
 # changelog records (kilobytes each) wait in memory until the next run was processed.
 AGGREGATE_RUN_BYTES = 4_000_000
+# How often stage two checks that no fetched message went unprocessed (stream.routed).
+AUDIT_EVERY_S = 2.0
 # The collector's thresholds in the worker (CPython's: 700, 10, 10). A batch allocates tens of
 # thousands of short-lived containers (events, deltas, records); at 700 a young collection runs
 # every few events and promotes the batch's live ones to be scanned again and again, about half
@@ -105,7 +108,11 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
         value_serializer="raw",
         partitions=settings.partitions,
         internal=True,
+        # Faust neither acks nor commits it: stage two commits what it processed, and only
+        # that (stream.continuity).
+        acks=False,
     )
+    positions = RoutedPositions(app, settings.routed_topic)
     state = app.Table(
         settings.state_table,
         default=None,
@@ -139,14 +146,28 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
 
     app.task(consumer_state_on_sigusr2)  # once the worker runs: the handler needs its loop
 
+    async def audit_routed_positions() -> None:
+        while True:
+            await asyncio.sleep(AUDIT_EVERY_S)
+            async with positions.batch_lock:
+                try:
+                    await positions.audit()
+                except Exception:  # e.g. the consumer not started yet: the next one will
+                    log.debug("routed positions not audited", exc_info=True)
+
+    app.task(audit_routed_positions)
+
     @app.on_partitions_revoked.connect
     async def settle_changelog(
         sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        # Faust already waited for the agent to ack its batch (stream_wait_empty), which it does
-        # after settling; this holds even without that wait: a partition's next owner recovers
-        # a changelog with nothing of ours still to land after its own writes.
-        await changelog.settle()
+        # The batch under way finishes first, then everything sent is acknowledged and its
+        # offsets committed: a partition's next owner recovers a changelog with nothing of
+        # ours still to land after its own writes, and starts after what we processed.
+        async with positions.batch_lock:
+            await changelog.settle()
+            await positions.commit()
+            positions.continuity.forget()
 
     @app.on_rebalance_complete.connect
     async def freeze_after_recovery(
@@ -164,23 +185,36 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             AGGREGATE_BATCH_MESSAGES, within=settings.ingest_batch_within_s
         )
         async for batch in batches:
-            in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
-            for partition, events in _by_partition(batch).items():
-                for run in _runs_within(events, AGGREGATE_RUN_BYTES):
-                    # A RocksDB store picks the partition's database by the current event,
-                    # which Faust leaves unset in a take_events batch (faust-streaming#497).
-                    _current_event.set(weakref.ref(run[-1]))
-                    writes = RunWrites(local_store(state), partition)
-                    # Decoded one message at a time, as the processor reaches it.
-                    messages = ((e.message.offset, orjson.loads(e.value)) for e in run)
-                    processor.process_batch(writes, messages, partition=partition, now_us=now_us())
-                    sent = changelog.send(partition, writes.records)
-                    await in_flight.add(sent, sum(len(e.value) for e in run))
-            # Faust acks the batch (its offsets become committable) when the next is asked
-            # for: every changelog record of it is acknowledged first (stream.changelog).
-            await changelog.settle()
+            async with positions.batch_lock:
+                await process(batch)
+                positions.batch_done()
+            await positions.commit_if_due()
             if collector is not None:
                 collector.after_batch()
+
+    async def process(batch: Sequence[EventT[bytes]]) -> None:
+        if positions.owns_nothing_now():
+            return
+        in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
+        last_offsets: dict[int, int] = {}
+        for partition, received in _by_partition(batch).items():
+            events = await positions.accepted(partition, received)
+            if events:
+                last_offsets[partition] = events[-1].message.offset
+            for run in _runs_within(events, AGGREGATE_RUN_BYTES):
+                # A RocksDB store picks the partition's database by the current event,
+                # which Faust leaves unset in a take_events batch (faust-streaming#497).
+                _current_event.set(weakref.ref(run[-1]))
+                writes = RunWrites(local_store(state), partition)
+                # Decoded one message at a time, as the processor reaches it.
+                messages = ((e.message.offset, orjson.loads(e.value)) for e in run)
+                processor.process_batch(writes, messages, partition=partition, now_us=now_us())
+                sent = changelog.send(partition, writes.records)
+                await in_flight.add(sent, sum(len(e.value) for e in run))
+        # Processed means every changelog record of it acknowledged (stream.changelog).
+        await changelog.settle()
+        for partition, last_offset in last_offsets.items():
+            positions.processed(partition, last_offset)
 
     return app
 
