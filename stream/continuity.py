@@ -16,6 +16,7 @@ Pure bookkeeping; the worker does the seeking and committing (``stream.worker``)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -67,6 +68,11 @@ class RoutedContinuity:
         moved = {p: o for p, o in self._expected.items() if self._committed.get(p) != o}
         self._committed.update(moved)
         return moved
+
+    def not_committed(self, partitions: Iterable[int]) -> None:
+        """A commit of ``to_commit``'s offsets failed: offered again next time."""
+        for partition in partitions:
+            self._committed.pop(partition, None)
 
     def forget(self) -> None:
         """A rebalance: the next owner of each partition starts from its group commit."""

@@ -29,6 +29,7 @@ class RoutedPositions:
         # Held while a batch is processed: a revocation waits for it (stream.worker).
         self.batch_lock = asyncio.Lock()
         self._commit_due = 0.0
+        self._committing: asyncio.Future[None] | None = None
         self._batches = 0
         self._suspects: dict[int, tuple[int, int, int]] = {}
 
@@ -86,17 +87,28 @@ class RoutedPositions:
             else:
                 self._suspects[tp.partition] = seen
 
-    async def commit_if_due(self) -> None:
-        if time.monotonic() >= self._commit_due:
-            await self.commit()
+    def commit_if_due(self) -> None:
+        """Starts a commit in the background (a broker round trip the next batch need not
+        wait for), unless one is under way or the last was less than COMMIT_EVERY_S ago."""
+        if time.monotonic() >= self._commit_due and (
+            self._committing is None or self._committing.done()
+        ):
+            self._committing = asyncio.ensure_future(self._commit())
 
     async def commit(self) -> None:
+        """Commits everything processed so far, after any commit under way."""
+        if self._committing is not None:
+            await asyncio.shield(self._committing)
+        await self._commit()
+
+    async def _commit(self) -> None:
         self._commit_due = time.monotonic() + COMMIT_EVERY_S
         offsets = {TP(self.topic, p): o for p, o in self.continuity.to_commit().items()}
         if offsets:
             try:
                 await self.app.consumer._commit_offsets(offsets)
-            except Exception as exc:  # e.g. a rebalance under way: the next one commits
+            except Exception as exc:  # e.g. a rebalance under way: offered again next time
+                self.continuity.not_committed(tp.partition for tp in offsets)
                 log.info("routed offsets not committed (%r): replayed if lost", exc)
 
     async def _start(self, tp: TP) -> int:

@@ -188,7 +188,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
             async with positions.batch_lock:
                 await process(batch)
                 positions.batch_done()
-            await positions.commit_if_due()
+            positions.commit_if_due()
             if collector is not None:
                 collector.after_batch()
 

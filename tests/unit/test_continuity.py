@@ -41,6 +41,13 @@ def test_processed_moves_the_expectation_and_commits_only_what_moved() -> None:
     assert continuity.to_commit() == {}
 
 
+def test_offsets_whose_commit_failed_are_offered_again() -> None:
+    continuity = started()
+    assert continuity.to_commit() == {0: 10}
+    continuity.not_committed([0])
+    assert continuity.to_commit() == {0: 10}
+
+
 def test_a_forgotten_partition_starts_again_and_ignores_late_news_of_the_old_owner() -> None:
     continuity = started()
     continuity.forget()
