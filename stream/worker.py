@@ -47,8 +47,9 @@ AGGREGATE_BATCH_MESSAGES = 200
 # events): each record is written once per run, so bigger runs write less per event; a run's
 # changelog records (kilobytes each) wait in memory until the next run was processed.
 AGGREGATE_RUN_BYTES = 4_000_000
-# How often stage two checks that no fetched message went unprocessed (stream.routed).
-AUDIT_EVERY_S = 2.0
+# How often stage two checks that no fetched message went unprocessed (stream.routed) and
+# commits what it processed since the last batch's commit.
+AUDIT_EVERY_S = 1.0
 # The collector's thresholds in the worker (CPython's: 700, 10, 10). A batch allocates tens of
 # thousands of short-lived containers (events, deltas, records); at 700 a young collection runs
 # every few events and promotes the batch's live ones to be scanned again and again, about half
@@ -154,6 +155,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
                     await positions.audit()
                 except Exception:  # e.g. the consumer not started yet: the next one will
                     log.debug("routed positions not audited", exc_info=True)
+            positions.commit_if_due()  # the last batches' offsets, once stage two is idle
 
     app.task(audit_routed_positions)
 

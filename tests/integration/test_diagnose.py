@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,12 @@ def test_sigusr2_reports_each_consumers_group_and_positions(broker: str, tmp_pat
     settings = Settings(app_id=stack.env["CALLPULSE_APP_ID"], partitions=PARTITIONS)
     stream = generated_stream(7, queues=("sales", "support", "billing"))
     try:
-        stack.produce(stream.messages(0, len(stream.delivered), 10))
+        # In three parts a moment apart: stage two gets several batches within one commit
+        # interval, so only a commit made once it is idle puts the last of them on record.
+        third = len(stream.delivered) // 3
+        for start, stop in ((0, third), (third, 2 * third), (2 * third, len(stream.delivered))):
+            stack.produce(stream.messages(start, stop, 10))
+            time.sleep(0.3)
         stack.wait_counted(len(stream.history))
         start = len(stack.log("worker"))
         os.kill(stack.processes["worker"].pid, signal.SIGUSR2)
@@ -74,5 +80,16 @@ def test_sigusr2_reports_each_consumers_group_and_positions(broker: str, tmp_pat
         stage_two = _reported(stack, settings.routed_topic, report)
         assert _positions(stage_two) == asyncio.run(_ends(stack.bootstrap, settings.routed_topic))
         assert all(line.startswith("active:") for line in stage_two.values()), stage_two
+        # Idle, stage two has committed everything it processed (stream.routed), which is
+        # where a partition's next owner starts.
+        routed_ends = asyncio.run(_ends(stack.bootstrap, settings.routed_topic))
+        stack.wait_until(
+            lambda: (
+                stack.committed_offsets(settings.app_id, settings.routed_topic, range(PARTITIONS))
+                == routed_ends
+            ),
+            10,
+            f"stage two's commits at the routed ends {routed_ends}",
+        )
     finally:
         stack.stop()
