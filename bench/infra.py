@@ -107,7 +107,7 @@ def callpulse_env(bootstrap: str, name: str, partitions: int = 8) -> dict[str, s
             # The default. Below it (warn, error) Faust's startup spinner leaves the root logger
             # at DEBUG, which costs the worker about a tenth of its CPU (docs/PERFORMANCE.md).
             "CALLPULSE_LOG_LEVEL": "info",
-            # Session 6's replay and latency figures were measured with it (docs/PERFORMANCE.md).
+            # The default since session 7; explicit, as every figure since session 6 had it.
             "CALLPULSE_WORKER_GC_FREEZE": "true",
             "CALLPULSE_PSEUDONYM_KEY": secrets.token_urlsafe(32),
             "CALLPULSE_TOKENS": entry_for(READ_TOKEN, [READ]).line,
