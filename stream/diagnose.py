@@ -14,6 +14,8 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from stream.fetchwait import aiokafka_client, partition_state
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ def _stage_two(app: Any) -> Iterator[str]:
         f"flow active {consumer.flow_active}, in recovery {app.tables.recovery.in_recovery}, "
         f"unacked {len(consumer._unacked_messages)}"
     )
-    client = consumer._thread._ensure_consumer()
+    client = aiokafka_client(consumer)
     yield from _group(client)
     active = consumer._get_active_partitions()
     for tp in sorted(consumer.assignment()):
@@ -88,6 +90,6 @@ def _group(consumer: Any) -> Iterator[str]:
 
 def _partition(consumer: Any, tp: Any) -> str:
     """An aiokafka consumer's view of one assigned partition."""
-    state = consumer._subscription.subscription.assignment.state_value(tp)
+    state = partition_state(consumer, tp)
     position = state.position if state.has_valid_position else "none"
     return f"position {position}, highwater {consumer.highwater(tp)}, paused {state.paused}"

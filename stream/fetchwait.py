@@ -40,6 +40,17 @@ def _transport(fetch_max_wait_ms: int) -> type[faust_kafka.Transport]:
     return Transport
 
 
+def aiokafka_client(consumer: Any) -> aiokafka.AIOKafkaConsumer:
+    """The aiokafka consumer inside Faust's (it lives in Faust's consumer thread: read only)."""
+    return consumer._thread._ensure_consumer()
+
+
+def partition_state(client: aiokafka.AIOKafkaConsumer, tp: Any) -> Any:
+    """aiokafka's state of one assigned partition: ``position`` (when
+    ``has_valid_position``) and ``paused``."""
+    return client._subscription.subscription.assignment.state_value(tp)
+
+
 class FetchWaitApp(faust.App):
     """A Faust app whose consumer waits at most ``fetch_max_wait_ms`` for a fetch."""
 

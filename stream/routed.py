@@ -13,6 +13,7 @@ from typing import Any
 from faust.types import TP, EventT
 
 from stream.continuity import RoutedContinuity
+from stream.fetchwait import aiokafka_client, partition_state
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +33,27 @@ class RoutedPositions:
         self._committing: asyncio.Future[None] | None = None
         self._batches = 0
         self._suspects: dict[int, tuple[int, int, int]] = {}
+        # What a batch may process: the assignment and generation as it began.
+        self._owned: set[TP] = set()
+        self._generation = -1
 
-    def owns_nothing_now(self) -> bool:
-        """Mid-rebalance: a batch now is made of messages from before it (their partitions
-        may be someone else's); they are fetched again once recovery is done."""
-        return bool(self.app.rebalancing)
+    def begin_batch(self) -> bool:
+        """False mid-rebalance: a batch now is made of messages from before it (their
+        partitions may be someone else's); they are fetched again once recovery is done."""
+        if self.app.rebalancing:
+            return False
+        self._owned = self.app.consumer.assignment()
+        self._generation = self.app.consumer_generation_id
+        return True
 
     async def accepted(self, partition: int, events: Sequence[EventT[bytes]]) -> list[Any]:
-        """The events of ``partition`` to process now; seeks back over any that went
-        missing (they come again in a later batch)."""
+        """The events of ``partition`` to process now (``begin_batch`` first); seeks back
+        over any that went missing (they come again in a later batch)."""
         tp = TP(self.topic, partition)
-        if tp not in self.app.consumer.assignment():
+        if tp not in self._owned:
             return []  # fetched before a rebalance gave the partition to another worker
-        generation = self.app.consumer_generation_id
         # Fetched before the last rebalance: its partition was sought back since.
-        events = [e for e in events if e.message.generation_id == generation]
+        events = [e for e in events if e.message.generation_id == self._generation]
         if not events:
             return []
         if not self.continuity.knows(partition):
@@ -66,14 +73,14 @@ class RoutedPositions:
         """Seeks back a partition whose consumer position is past what was processed while
         stage two sat idle through two audits: its last messages were lost after the fetch
         (no later message would ever show the gap)."""
-        if self.owns_nothing_now():
+        if self.app.rebalancing:
             self._suspects.clear()
             return
-        client = self.app.consumer._thread._ensure_consumer()
+        client = aiokafka_client(self.app.consumer)
         for tp in self.app.consumer.assignment():
             if tp.topic != self.topic:
                 continue
-            state = client._subscription.subscription.assignment.state_value(tp)
+            state = partition_state(client, tp)
             if not state.has_valid_position:
                 continue
             if not self.continuity.knows(tp.partition):

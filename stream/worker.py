@@ -195,7 +195,7 @@ def create_worker_app(settings: Settings, centre: CentreConfig) -> faust.App:
                 collector.after_batch()
 
     async def process(batch: Sequence[EventT[bytes]]) -> None:
-        if positions.owns_nothing_now():
+        if not positions.begin_batch():
             return
         in_flight = InFlightRuns(AGGREGATE_RUN_BYTES)
         last_offsets: dict[int, int] = {}

@@ -106,6 +106,10 @@ class Stack:
         """What ``group`` committed on each of ``partitions`` of ``topic`` (-1: nothing)."""
         return asyncio.run(_committed_offsets(self.bootstrap, group, topic, partitions))
 
+    def read_all(self, topic: str) -> list[Any]:
+        """Every record of ``topic`` from the start, until a second passes with none."""
+        return asyncio.run(_read_all(self.bootstrap, topic))
+
     def record_keys(self, topic: str, timeout_s: float = 30.0) -> dict[int, list[Any]]:
         """Each partition of ``topic``: the JSON keys of its records, in order, up to the end
         offsets the broker reports (see callpulse.broker.EXACT_END_OFFSETS_ENV)."""
@@ -125,16 +129,17 @@ class Stack:
         return processed - self.metric_sum("callpulse_events_duplicate_total", text)
 
     def wait_counted(self, count: int, timeout_s: float = 90.0, poll_s: float = 0.2) -> None:
-        seen: list[float] = [0.0]
+        seen = 0.0
 
         def counted() -> bool:
-            seen[0] = self.counted_events()
-            return seen[0] >= count
+            nonlocal seen
+            seen = self.counted_events()
+            return seen >= count
 
         try:
             self.wait_until(counted, timeout_s, f"{count} distinct events counted", poll_s=poll_s)
         except AssertionError as exc:
-            raise AssertionError(f"{seen[0]:.0f} counted; {exc}") from None
+            raise AssertionError(f"{seen:.0f} counted; {exc}") from None
 
     def log(self, name: str) -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")

@@ -1,16 +1,15 @@
-"""``kill -USR2`` on a worker writes where its consumers stand (``stream.diagnose``): checked
-against the broker's own end offsets once the worker has read everything."""
+"""``kill -USR2`` on a worker writes where its consumers stand (``stream.diagnose``): checked,
+once the worker has read everything, against stage one's commits and the routed topic as a
+reader finds it; and stage two's own commits reach the routed ends once it is idle."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from callpulse.settings import Settings
 from tests.integration.snapshots import generated_stream
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.broker
 PARTITIONS = 3
 
 
-def _reported(stack: Stack, topic: str, text: str) -> dict[int, str]:
+def _reported(topic: str, text: str) -> dict[int, str]:
     """Each partition of ``topic`` in a consumer-state report: the rest of its line."""
     pattern = re.compile(rf"^  {re.escape(topic)}\[(\d+)\]\s*(.*)$", re.MULTILINE)
     return {int(partition): rest for partition, rest in pattern.findall(text)}
@@ -33,19 +32,12 @@ def _positions(lines: dict[int, str]) -> dict[int, int]:
     }
 
 
-async def _ends(bootstrap: str, topic: str) -> dict[int, int]:
-    """One past the last offset of each partition of ``topic``, read until a second of quiet."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer.topics()
-        ends = dict.fromkeys(range(len(consumer.partitions_for_topic(topic) or ())), 0)
-        while batches := await consumer.getmany(timeout_ms=1000):
-            for tp, records in batches.items():
-                ends[tp.partition] = records[-1].offset + 1
-        return ends
-    finally:
-        await consumer.stop()
+def _ends(stack: Stack, topic: str, partitions: int) -> dict[int, int]:
+    """One past the last offset of each partition of ``topic``, as a reader of it finds them."""
+    ends = dict.fromkeys(range(partitions), 0)
+    for record in stack.read_all(topic):
+        ends[record.partition] = max(ends[record.partition], record.offset + 1)
+    return ends
 
 
 def test_sigusr2_reports_each_consumers_group_and_positions(
@@ -71,17 +63,17 @@ def test_sigusr2_reports_each_consumers_group_and_positions(
         # Everything was read. The broker's end offsets are not exact for topics written in
         # batches (callpulse.broker), so: stage one is where it committed, stage two one past
         # each routed partition's last record, as a consumer of its own reads them.
-        stage_one = _reported(stack, stack.events_topic, report)
+        stage_one = _reported(stack.events_topic, report)
         committed = stack.committed_offsets(
             settings.validate_group, stack.events_topic, range(PARTITIONS)
         )
         assert _positions(stage_one) == committed
-        stage_two = _reported(stack, settings.routed_topic, report)
-        assert _positions(stage_two) == asyncio.run(_ends(stack.bootstrap, settings.routed_topic))
+        stage_two = _reported(settings.routed_topic, report)
+        routed_ends = _ends(stack, settings.routed_topic, PARTITIONS)
+        assert _positions(stage_two) == routed_ends
         assert all(line.startswith("active:") for line in stage_two.values()), stage_two
         # Idle, stage two has committed everything it processed (stream.routed), which is
         # where a partition's next owner starts.
-        routed_ends = asyncio.run(_ends(stack.bootstrap, settings.routed_topic))
         stack.wait_until(
             lambda: (
                 stack.committed_offsets(settings.app_id, settings.routed_topic, range(PARTITIONS))
